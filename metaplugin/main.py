@@ -1,0 +1,66 @@
+"""The `jaring` CNI binary: what a container runtime executes.
+
+Reads stdin once, sets up logging from the config (`logFile`, `logLevel`,
+`logToStderr`; never stdout), then runs the meta-plugin through `skel`.
+Standard library and `jaring` only: its imports are budgeted by a test.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+LEVELS = {
+    "debug": logging.DEBUG,
+    "verbose": logging.INFO,
+    "error": logging.ERROR,
+    "panic": logging.CRITICAL,
+}
+
+
+def setup_logging(stdin: bytes) -> None:
+    """Log where the config says; errors to stderr when it says nothing."""
+    try:
+        doc = json.loads(stdin)
+    except ValueError:
+        doc = None
+    conf: Mapping[str, Any] = doc if isinstance(doc, dict) else {}
+    level = LEVELS.get(str(conf.get("logLevel") or "error").lower(), logging.ERROR)
+    root = logging.getLogger()
+    root.setLevel(level)
+    fmt = logging.Formatter("%(asctime)s jaring[%(process)d] %(levelname)s %(name)s: %(message)s")
+    handlers: list[logging.Handler] = []
+    log_file = conf.get("logFile")
+    if isinstance(log_file, str) and log_file:
+        try:
+            handlers.append(logging.FileHandler(log_file))
+        except OSError as exc:
+            print(f"jaring: cannot open logFile {log_file}: {exc}", file=sys.stderr)
+    if conf.get("logToStderr") is True or not handlers:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    for handler in handlers:
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+
+
+def main() -> NoReturn:
+    stdin = sys.stdin.buffer.read()
+    setup_logging(stdin)
+    from jaring.cni import skel
+
+    from .meta import MetaPlugin
+
+    code, out = skel.run(
+        MetaPlugin(), environ=os.environ, stdin=stdin, about="jaring multi-network meta-plugin"
+    )
+    sys.stdout.buffer.write(out)
+    sys.stdout.flush()
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()

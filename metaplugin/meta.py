@@ -1,0 +1,573 @@
+"""The meta-plugin's verbs: ADD, DEL, CHECK, STATUS, GC over its delegates.
+
+`MetaPlugin` is a `jaring.cni.plugin.Plugin`: `skel` calls it for the
+`jaring` binary, the node daemon calls it in-process. ADD runs the plan's
+delegates one at a time with the cache written first and rollback on
+failure; DEL, CHECK and GC work from the cache (DESIGN.md "How one pod gets
+its networks"; SPECS.md NPWG runtime rules; LESSONS #1, #2, #13, #16).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from jaring.cni import invoke, version
+from jaring.cni.errors import CniError, Code
+from jaring.cni.invoke import Executor, Runtime
+from jaring.cni.netconf import NetworkConfig
+from jaring.cni.plugin import Request
+from jaring.cni.types import Result, Route
+
+from . import plan as planning
+from . import status as netstatus
+from .config import MetaConfig, parse_config
+from .ids import ContainerID, IfName, NadName, Namespace, PodName, PodUID
+from .podroutes import NsenterRouteEditor, RouteEditor
+from .sources import NadInfo, PodInfo, Source
+from .statecache import CacheEntry, CachedAttachment, StateCache
+
+log = logging.getLogger(__name__)
+
+VALID_ATTACHMENTS_KEYS = ("cni.dev/valid-attachments", "cni.dev/attachments")
+
+
+def _default_source(cfg: MetaConfig) -> Source | None:
+    # Imported here: the binary only pays for the source it uses.
+    if cfg.manifest_dir:
+        from .sources import LocalSource
+
+        return LocalSource(Path(cfg.manifest_dir))
+    if cfg.kubeconfig:
+        from .kubeclient import KubeClient, KubeConfig
+        from .sources import ApiSource
+
+        return ApiSource(KubeClient(KubeConfig.load(cfg.kubeconfig)))
+    return None
+
+
+def _default_executor(cfg: MetaConfig | None) -> Executor:
+    if cfg is None:  # DEL with an unreadable config still cleans up
+        return StandaloneExecutor()
+    return StandaloneExecutor(exec_types=cfg.exec_types, native_types=cfg.native_types)
+
+
+class StandaloneExecutor:
+    """Exec a delegate's binary when CNI_PATH has one, else run it natively.
+
+    In a short-lived process pyroute2's import (~200 ms) costs more than an
+    exec, so the native delegates run here only when no binary is found or
+    the type is listed in `nativeTypes` (DESIGN.md "Standalone").
+    """
+
+    def __init__(
+        self,
+        *,
+        exec_types: frozenset[str] = frozenset(),
+        native_types: frozenset[str] = frozenset(),
+        binary: Executor | None = None,
+    ) -> None:
+        self.binary = binary or invoke.BinaryExecutor()
+        self.native = invoke.NativeExecutor(fallback=self.binary)
+        self.exec_types = exec_types
+        self.native_types = native_types
+
+    def __call__(
+        self, command: str, plugin_type: str, stdin: bytes, runtime: Runtime
+    ) -> dict[str, Any] | None:
+        from jaring.cni import registry
+
+        native = registry.has_native(plugin_type) and plugin_type not in self.exec_types
+        if native and plugin_type not in self.native_types:
+            native = not any(os.access(os.path.join(d, plugin_type), os.X_OK) for d in runtime.path)
+        if native:
+            return self.native(command, plugin_type, stdin, runtime)
+        return self.binary(command, plugin_type, stdin, runtime)
+
+
+@dataclass
+class Environment:
+    """The side effects the meta-plugin needs, with production defaults."""
+
+    make_source: Callable[[MetaConfig], Source | None] = _default_source
+    make_executor: Callable[[MetaConfig | None], Executor] = _default_executor
+    routes: RouteEditor = field(default_factory=NsenterRouteEditor)
+    sleep: Callable[[float], None] = time.sleep
+    monotonic: Callable[[], float] = time.monotonic
+    status_retries: int = 3
+
+
+@dataclass(frozen=True)
+class PodIdentity:
+    namespace: Namespace
+    name: PodName
+    uid: PodUID
+
+    @classmethod
+    def from_request(cls, req: Request) -> PodIdentity | None:
+        namespace, name = req.arg("K8S_POD_NAMESPACE"), req.arg("K8S_POD_NAME")
+        if not namespace or not name:
+            return None
+        return cls(Namespace(namespace), PodName(name), PodUID(req.arg("K8S_POD_UID") or ""))
+
+
+class MetaPlugin:
+    """jaring's CNI plugin object (one per call, or one per daemon)."""
+
+    supported_versions = version.SUPPORTED
+
+    def __init__(self, env: Environment | None = None) -> None:
+        self.env = env or Environment()
+
+    # -- ADD -------------------------------------------------------------
+
+    def add(self, req: Request) -> Result:
+        cfg = parse_config(req.config)
+        self._wait_ready(cfg)
+        pod_id = PodIdentity.from_request(req)
+        source = self.env.make_source(cfg)
+        pod = self._read_pod(source, pod_id)
+        lookup = _lookup(source)
+        runtime_config = req.config.get("runtimeConfig")
+        steps = planning.build_plan(
+            cfg,
+            pod=pod,
+            cluster_ifname=IfName(req.ifname),
+            runtime_config=runtime_config if isinstance(runtime_config, dict) else None,
+            lookup=lookup,
+        )
+        executor = self.env.make_executor(cfg)
+        cache = StateCache(cfg.cache_dir)
+        entry = CacheEntry(
+            container_id=ContainerID(req.container_id),
+            netns=req.netns,
+            pod_namespace=pod_id.namespace if pod_id else Namespace(""),
+            pod_name=pod_id.name if pod_id else PodName(""),
+            pod_uid=(pod.uid if pod else pod_id.uid) if pod_id else PodUID(""),
+            cni_args=req.args,
+            cni_version=cfg.cni_version,
+        )
+        results: list[Result] = []
+        with self._rollback_on_error(cache, req, executor) as track:
+            for step in steps:
+                attachment = CachedAttachment(
+                    network=step.network,
+                    ifname=step.ifname,
+                    config=step.config.to_json(),
+                    runtime_config=dict(step.runtime_config),
+                    default=step.default,
+                )
+                entry = entry.with_attachment(attachment)
+                cache.save(entry)  # before the delegate touches anything
+                track(entry)
+                try:
+                    result = invoke.add_network(
+                        step.config,
+                        self._runtime(req, step.ifname),
+                        executor,
+                        runtime_config=step.runtime_config,
+                    )
+                except CniError as exc:
+                    raise CniError(
+                        exc.code, f"{step.network} ({step.ifname}): {exc.msg}", exc.details
+                    ) from None
+                entry = entry.with_attachment(replace(attachment, result=result.to_json()))
+                cache.save(entry)
+                track(entry)
+                results.append(result)
+            results = self._apply_default_route(req, steps, results)
+            status_text = netstatus.status_annotation(
+                netstatus.build_status(
+                    [
+                        netstatus.status_entry(
+                            network=step.network,
+                            result=result,
+                            default=step.default,
+                            default_route=step.default_route,
+                        )
+                        for step, result in zip(steps, results, strict=True)
+                    ]
+                )
+            )
+            if source is not None and pod_id is not None:
+                self._write_status(cfg, source, pod_id, status_text)
+        if source is not None and pod_id is not None and cfg.events:
+            for step, result in zip(steps, results, strict=True):
+                addresses = ", ".join(ip.address for ip in result.ips)
+                source.post_event(
+                    namespace=pod_id.namespace,
+                    name=pod_id.name,
+                    uid=entry.pod_uid,
+                    reason="AddedInterface",
+                    message=f"Add {step.ifname} [{addresses}] from {step.network}",
+                )
+        return results[0]
+
+    def _wait_ready(self, cfg: MetaConfig) -> None:
+        """LESSONS #3: never attach before the cluster network is ready."""
+        if not cfg.readiness_file:
+            return
+        deadline = self.env.monotonic() + cfg.readiness_timeout
+        while not os.path.exists(cfg.readiness_file):
+            if self.env.monotonic() >= deadline:
+                raise CniError(
+                    Code.TRY_AGAIN_LATER,
+                    "cluster network is not ready",
+                    f"readiness indicator file {cfg.readiness_file} does not exist",
+                )
+            self.env.sleep(0.1)
+
+    def _read_pod(self, source: Source | None, pod_id: PodIdentity | None) -> PodInfo | None:
+        if source is None or pod_id is None:
+            return None
+        pod = source.get_pod(namespace=pod_id.namespace, name=pod_id.name)
+        if pod_id.uid and pod.uid and pod_id.uid != pod.uid:
+            raise CniError(
+                Code.CONTAINER_UNKNOWN,
+                "pod UID mismatch: the pod was replaced",
+                f"{pod_id.namespace}/{pod_id.name}: runtime says {pod_id.uid}, API says {pod.uid}",
+            )
+        return pod
+
+    def _write_status(
+        self, cfg: MetaConfig, source: Source, pod_id: PodIdentity, status_text: str
+    ) -> None:
+        """LESSONS #16: retry; then roll back (default) or warn, by config."""
+        error: CniError | None = None
+        for attempt in range(self.env.status_retries):
+            try:
+                source.write_status(
+                    namespace=pod_id.namespace, name=pod_id.name, status=status_text
+                )
+                return
+            except CniError as exc:
+                error = exc
+                log.warning("network-status write failed (attempt %d): %s", attempt + 1, exc)
+                self.env.sleep(0.05 * (attempt + 1))
+        assert error is not None
+        if cfg.status_failure == "warn":
+            source.post_event(
+                namespace=pod_id.namespace,
+                name=pod_id.name,
+                uid=pod_id.uid,
+                reason="NetworkStatusNotWritten",
+                message=f"networks are up but network-status could not be written: {error}",
+                warning=True,
+            )
+            return
+        raise CniError(Code.STATUS_WRITE, "cannot write network-status", str(error))
+
+    @contextmanager
+    def _rollback_on_error(
+        self, cache: StateCache, req: Request, executor: Executor
+    ) -> Iterator[Callable[[CacheEntry], None]]:
+        """On any failure, DEL every attachment made so far, in reverse."""
+        current: list[CacheEntry] = []
+
+        def track(entry: CacheEntry) -> None:
+            current[:] = [entry]
+
+        try:
+            yield track
+        except BaseException as exc:
+            if current:
+                try:
+                    self._delete_entry(cache, current[0], req, executor)
+                except CniError as cleanup:
+                    log.error("rollback incomplete, DEL will retry: %s", cleanup)
+            if isinstance(exc, CniError):
+                raise
+            log.exception("ADD failed")
+            raise CniError(Code.OTHER, "ADD failed", f"{type(exc).__name__}: {exc}") from None
+
+    def _apply_default_route(
+        self, req: Request, steps: Sequence[planning.Step], results: list[Result]
+    ) -> list[Result]:
+        """NPWG default-route: move the default route(s) to the chosen network."""
+        chosen = [i for i, s in enumerate(steps) if s.default_route]
+        if not chosen:
+            return results
+        index = chosen[0]
+        step = steps[index]
+        self.env.routes.set_default_routes(
+            netns=req.netns, ifname=step.ifname, gateways=step.default_route
+        )
+        families = {4 if ":" not in gw else 6 for gw in step.default_route}
+        out = list(results)
+        cluster = results[0]
+        out[0] = replace(
+            cluster,
+            routes=tuple(r for r in cluster.routes if not _is_default(r, families)),
+        )
+        out[index] = replace(
+            results[index],
+            routes=(
+                *results[index].routes,
+                *(
+                    Route(dst="0.0.0.0/0" if ":" not in gw else "::/0", gw=gw)
+                    for gw in step.default_route
+                ),
+            ),
+        )
+        return out
+
+    # -- DEL -------------------------------------------------------------
+
+    def delete(self, req: Request) -> None:
+        cache = StateCache(_cache_dir(req.config))
+        entry = cache.load(ContainerID(req.container_id))
+        cfg: MetaConfig | None
+        try:
+            cfg = parse_config(req.config)
+        except CniError as exc:
+            if entry is None:
+                raise
+            log.warning("DEL with an invalid config, working from the cache: %s", exc)
+            cfg = None
+        executor = self.env.make_executor(cfg)
+        if entry is not None:
+            self._delete_entry(cache, entry, req, executor)
+            return
+        assert cfg is not None
+        self._delete_without_cache(cfg, req, executor)
+
+    def _delete_entry(
+        self, cache: StateCache, entry: CacheEntry, req: Request, executor: Executor
+    ) -> None:
+        """DEL every cached attachment in reverse; keep the ones that failed."""
+        failed: list[str] = []
+        done: set[str] = set()
+        for attachment in reversed(entry.attachments):
+            try:
+                net = NetworkConfig.parse(attachment.config)
+                prev = Result.from_json(attachment.result) if attachment.result else None
+                invoke.del_network(
+                    net,
+                    self._runtime(req, attachment.ifname, args=req.args or entry.cni_args),
+                    executor,
+                    runtime_config=attachment.runtime_config,
+                    prev_result=prev,
+                )
+                done.add(attachment.ifname)
+            except CniError as exc:
+                log.error("DEL of %s (%s) failed: %s", attachment.network, attachment.ifname, exc)
+                failed.append(f"{attachment.network} ({attachment.ifname}): {exc}")
+            if attachment.device_info_file:
+                Path(attachment.device_info_file).unlink(missing_ok=True)
+        remaining = entry.without(done)
+        if remaining.attachments:
+            cache.save(remaining)
+        else:
+            cache.remove(entry.container_id)
+        if failed:
+            raise CniError(Code.DELEGATE_FAILED, "DEL failed for some networks", "; ".join(failed))
+
+    def _delete_without_cache(self, cfg: MetaConfig, req: Request, executor: Executor) -> None:
+        """No cache (never added, or it was lost): DEL what can be found."""
+        pod_id = PodIdentity.from_request(req)
+        steps: Sequence[planning.Step] = ()
+        try:
+            source = self.env.make_source(cfg)
+            pod = self._read_pod(source, pod_id)
+            steps = planning.build_plan(
+                cfg,
+                pod=pod,
+                cluster_ifname=IfName(req.ifname),
+                runtime_config=None,
+                lookup=_lookup(source),
+            )
+        except CniError as exc:
+            log.warning("DEL without cache: pod or networks unavailable (%s)", exc)
+            try:
+                cluster = planning.cluster_config(cfg, lookup=None)
+            except CniError as inner:
+                log.warning("DEL without cache: no cluster network either (%s)", inner)
+                return
+            steps = (
+                planning.Step(
+                    network=cluster.name,
+                    ifname=IfName(req.ifname),
+                    config=cluster,
+                    runtime_config={},
+                    default=True,
+                ),
+            )
+        failed = []
+        for step in reversed(steps):
+            try:
+                invoke.del_network(
+                    step.config,
+                    self._runtime(req, step.ifname),
+                    executor,
+                    runtime_config=step.runtime_config,
+                )
+            except CniError as exc:
+                failed.append(f"{step.network} ({step.ifname}): {exc}")
+        if failed:
+            raise CniError(Code.DELEGATE_FAILED, "DEL failed for some networks", "; ".join(failed))
+
+    # -- CHECK -----------------------------------------------------------
+
+    def check(self, req: Request) -> None:
+        cfg = parse_config(req.config)
+        entry = StateCache(cfg.cache_dir).load(ContainerID(req.container_id))
+        if entry is None or not entry.attachments:
+            raise CniError(
+                Code.CONTAINER_UNKNOWN, "no attachments cached for this container", req.container_id
+            )
+        executor = self.env.make_executor(cfg)
+        for attachment in entry.attachments:
+            if attachment.result is None:
+                raise CniError(
+                    Code.OTHER,
+                    "attachment never completed",
+                    f"{attachment.network} ({attachment.ifname})",
+                )
+            net = NetworkConfig.parse(attachment.config)
+            try:
+                invoke.check_network(
+                    net,
+                    self._runtime(req, attachment.ifname),
+                    executor,
+                    runtime_config=attachment.runtime_config,
+                    prev_result=Result.from_json(attachment.result),
+                )
+            except CniError as exc:
+                raise CniError(
+                    exc.code, f"{attachment.network} ({attachment.ifname}): {exc.msg}", exc.details
+                ) from None
+
+    # -- STATUS ----------------------------------------------------------
+
+    def status(self, req: Request) -> None:
+        cfg = parse_config(req.config)
+        if cfg.readiness_file and not os.path.exists(cfg.readiness_file):
+            raise CniError(
+                Code.NOT_AVAILABLE,
+                "cluster network is not ready",
+                f"readiness indicator file {cfg.readiness_file} does not exist",
+            )
+        executor = self.env.make_executor(cfg)
+        cluster = planning.cluster_config(cfg, lookup=_lookup(self.env.make_source(cfg)))
+        invoke.status_network(cluster, executor, path=req.path)
+
+    # -- GC --------------------------------------------------------------
+
+    def gc(self, req: Request) -> None:
+        """LESSONS #2: DEL what the runtime no longer knows, then GC delegates."""
+        cfg = parse_config(req.config)
+        valid = _valid_attachments(req.config)
+        valid_ids = {a["containerID"] for a in valid}
+        cache = StateCache(cfg.cache_dir)
+        executor = self.env.make_executor(cfg)
+        failed: list[str] = []
+        networks: dict[str, NetworkConfig] = {}
+        keep: dict[str, list[dict[str, str]]] = {}
+        for container_id in cache.container_ids():
+            entry = cache.load(container_id)
+            if entry is None:
+                continue
+            for attachment in entry.attachments:
+                try:
+                    net = NetworkConfig.parse(attachment.config)
+                except CniError:
+                    continue
+                networks.setdefault(net.name, net)
+                if container_id in valid_ids:
+                    keep.setdefault(net.name, []).append(
+                        {"containerID": container_id, "ifname": attachment.ifname}
+                    )
+            if container_id not in valid_ids:
+                gone = replace(req, container_id=container_id, netns="", ifname="")
+                try:
+                    self._delete_entry(cache, entry, gone, executor)
+                except CniError as exc:
+                    failed.append(f"{container_id}: {exc}")
+        try:
+            cluster = planning.cluster_config(cfg, lookup=None)
+            networks.setdefault(cluster.name, cluster)
+        except CniError as exc:
+            log.info("GC: cluster network not resolvable without the API: %s", exc)
+        for name, net in networks.items():
+            try:
+                invoke.gc_network(
+                    net, executor, path=req.path, valid_attachments=keep.get(name, [])
+                )
+            except CniError as exc:
+                failed.append(f"GC of {name}: {exc}")
+        if failed:
+            raise CniError(Code.DELEGATE_FAILED, "GC incomplete", "; ".join(failed))
+
+    # -- helpers ---------------------------------------------------------
+
+    @staticmethod
+    def _runtime(
+        req: Request, ifname: str, *, args: tuple[tuple[str, str], ...] | None = None
+    ) -> Runtime:
+        return Runtime(
+            container_id=req.container_id,
+            netns=req.netns,
+            ifname=ifname,
+            args=req.args if args is None else args,
+            path=req.path,
+        )
+
+
+def _is_default(route: Route, families: set[int]) -> bool:
+    if route.dst == "0.0.0.0/0":
+        return 4 in families
+    if route.dst == "::/0":
+        return 6 in families
+    return False
+
+
+def _lookup(source: Source | None) -> planning.NadLookup | None:
+    if source is None:
+        return None
+
+    def lookup(namespace: Namespace, name: NadName) -> NadInfo | None:
+        return source.get_nad(namespace=namespace, name=name)
+
+    return lookup
+
+
+def _cache_dir(config: Mapping[str, Any]) -> str:
+    from .config import DEFAULT_CACHE_DIR
+
+    value = config.get("cniDir")
+    return value if isinstance(value, str) and value else DEFAULT_CACHE_DIR
+
+
+def _valid_attachments(config: Mapping[str, Any]) -> list[dict[str, str]]:
+    for key in VALID_ATTACHMENTS_KEYS:
+        if key in config:
+            raw = config[key]
+            break
+    else:
+        raise CniError(
+            Code.INVALID_CONFIG,
+            "GC needs the runtime's valid attachments",
+            "config has no 'cni.dev/valid-attachments'",
+        )
+    if not isinstance(raw, list):
+        raise CniError(Code.INVALID_CONFIG, "cni.dev/valid-attachments must be a list", repr(raw))
+    valid = []
+    for index, item in enumerate(raw):
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("containerID"), str)
+            or not isinstance(item.get("ifname", ""), str)
+        ):
+            raise CniError(
+                Code.INVALID_CONFIG,
+                f"cni.dev/valid-attachments[{index}] must have containerID and ifname",
+                repr(item)[:200],
+            )
+        valid.append({"containerID": item["containerID"], "ifname": item.get("ifname", "")})
+    return valid

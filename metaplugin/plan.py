@@ -1,0 +1,189 @@
+"""From a pod and its NADs to the ordered list of delegate calls (the plan).
+
+Pure apart from the NAD lookups it is given: selection, ifnames, isolation,
+delegate configs with `args.cni`, per-attachment runtimeConfig. Everything is
+resolved before the first delegate runs, so a bad NAD or annotation fails
+the ADD with nothing to roll back (NPWG "any setup failure fails the ADD").
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from jaring.cni.errors import CniError, Code
+from jaring.cni.netconf import NetworkConfig
+
+from . import networks, runtimeconf, selection
+from .config import MetaConfig
+from .ids import IfName, NadName, Namespace
+from .selection import Attachment, NetworkRef
+from .sources import NadInfo, PodInfo
+
+log = logging.getLogger(__name__)
+
+NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
+STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status"
+
+NadLookup = Callable[[Namespace, NadName], "NadInfo | None"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One delegate call of a pod's ADD, in order."""
+
+    network: str  # "namespace/name", or the cluster network's CNI name
+    ifname: IfName
+    config: NetworkConfig
+    runtime_config: Mapping[str, Any]
+    default: bool = False
+    default_route: tuple[str, ...] = ()
+
+
+def cluster_config(
+    cfg: MetaConfig, *, lookup: NadLookup | None, override: NetworkRef | None = None
+) -> NetworkConfig:
+    """The cluster default network: the pod's override, `delegates[0]` or `clusterNetwork`."""
+    if override is not None:
+        if lookup is None:
+            raise CniError(
+                Code.INVALID_CONFIG,
+                "default-network override needs a pod source",
+                "set 'kubeconfig' or 'manifestDir'",
+            )
+        nad = lookup(override.namespace, override.name)
+        if nad is None:
+            raise CniError(Code.INVALID_CONFIG, "default network override not found", str(override))
+        return networks.from_nad(nad, conf_dir=cfg.conf_dir)
+    if cfg.delegates:
+        return NetworkConfig.parse(cfg.delegates[0])
+    return networks.cluster_network(
+        cfg.cluster_network,
+        conf_dir=cfg.conf_dir,
+        namespace=Namespace(cfg.multus_namespace),
+        lookup=lookup,
+    )
+
+
+def requested(cfg: MetaConfig, pod: PodInfo | None) -> tuple[Attachment, ...]:
+    """defaultNetworks (outside system namespaces) then the pod's annotation."""
+    if pod is None:
+        return ()
+    extra: list[Attachment] = []
+    if pod.namespace not in cfg.system_namespaces:
+        for name in cfg.default_networks:
+            namespace, _, short = name.rpartition("/")
+            extra.append(
+                Attachment(
+                    network=NetworkRef(
+                        namespace=Namespace(namespace or cfg.multus_namespace),
+                        name=NadName(short),
+                    )
+                )
+            )
+    text = pod.annotations.get(NETWORKS_ANNOTATION, "")
+    if cfg.invalid_selection == "ignore":
+        chosen, problem = selection.parse_selection_lenient(text, pod_namespace=pod.namespace)
+        if problem:
+            log.warning(
+                "pod %s/%s: ignoring invalid %s: %s",
+                pod.namespace,
+                pod.name,
+                NETWORKS_ANNOTATION,
+                problem,
+            )
+    else:
+        chosen = selection.parse_selection(text, pod_namespace=pod.namespace)
+    selection.check_isolation(
+        chosen,
+        pod_namespace=pod.namespace,
+        enabled=cfg.namespace_isolation,
+        global_namespaces=cfg.global_namespaces,
+    )
+    return (*extra, *chosen)
+
+
+def _nad_args(config: NetworkConfig) -> Mapping[str, Any] | None:
+    """The `args.cni` a NAD's own config carries (first plugin's)."""
+    if not config.plugins:
+        return None
+    args = config.plugins[0].get("args")
+    cni = args.get("cni") if isinstance(args, dict) else None
+    return cni if isinstance(cni, dict) else None
+
+
+def build_plan(
+    cfg: MetaConfig,
+    *,
+    pod: PodInfo | None,
+    cluster_ifname: IfName,
+    runtime_config: Mapping[str, Any] | None,
+    lookup: NadLookup | None,
+) -> tuple[Step, ...]:
+    """Every delegate call for one pod ADD, cluster network first."""
+    override = (
+        selection.default_network_override(pod.annotations, pod_namespace=pod.namespace)
+        if pod is not None
+        else None
+    )
+    cluster = cluster_config(cfg, lookup=lookup, override=override)
+    steps = [
+        Step(
+            network=cluster.name,
+            ifname=cluster_ifname,
+            config=cluster,
+            runtime_config=runtimeconf.cluster_runtime_config(
+                runtime_config, capabilities=cluster.capabilities()
+            ),
+            default=True,
+        )
+    ]
+    attachments = requested(cfg, pod)
+    routes = [a for a in attachments if a.default_route]
+    if len(routes) > 1:
+        raise CniError(
+            Code.INVALID_CONFIG,
+            "more than one network requests default-route",
+            ", ".join(str(a.network) for a in routes),
+        )
+    ifnames = selection.assign_ifnames(attachments, cluster_ifname=cluster_ifname)
+    for attachment, ifname in zip(attachments, ifnames, strict=True):
+        steps.append(_step(cfg, attachment, ifname, lookup))
+    return tuple(steps)
+
+
+def _step(
+    cfg: MetaConfig, attachment: Attachment, ifname: IfName, lookup: NadLookup | None
+) -> Step:
+    ref = attachment.network
+    nad = lookup(ref.namespace, ref.name) if lookup is not None else None
+    if nad is None:
+        found = networks.find_on_disk(ref.name, conf_dir=cfg.conf_dir)
+        if found is None:
+            raise CniError(
+                Code.INVALID_CONFIG,
+                f"network {ref} not found",
+                "no such NetworkAttachmentDefinition and no CNI config of that name in "
+                + cfg.conf_dir,
+            )
+        config = found
+    else:
+        config = networks.from_nad(nad, conf_dir=cfg.conf_dir)
+    merged = runtimeconf.merge_cni_args(_nad_args(config), attachment.cni_args)
+    if attachment.cni_args:
+        config = config.with_cni_args(merged)
+    try:
+        runtime = runtimeconf.attachment_runtime_config(
+            attachment, capabilities=config.capabilities()
+        )
+    except CniError as exc:
+        raise CniError(exc.code, f"network {ref}: {exc.msg}", exc.details) from None
+    return Step(
+        network=str(ref),
+        ifname=ifname,
+        config=config,
+        runtime_config=runtime,
+        default_route=attachment.default_route,
+    )

@@ -1,0 +1,53 @@
+"""Moving a pod's default route to the network that asked for it.
+
+NPWG `default-route`: the cluster network's default route is removed and the
+requested gateway installed on the selected interface. Done with `ip` run
+inside the pod's netns through `nsenter`, so the binary's hot path stays
+standard library only and pays nothing unless a pod asks for it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+from collections.abc import Sequence
+from typing import Protocol
+
+from jaring.cni.errors import CniError, Code
+
+
+class RouteEditor(Protocol):
+    def set_default_routes(self, *, netns: str, ifname: str, gateways: Sequence[str]) -> None: ...
+
+
+class NsenterRouteEditor:
+    """Runs `ip route` in the pod's network namespace."""
+
+    def __init__(self, *, timeout: float = 10.0) -> None:
+        self.timeout = timeout
+
+    def _ip(self, netns: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["nsenter", f"--net={netns}", "ip", *args],
+            capture_output=True,
+            text=True,
+            timeout=self.timeout,
+            check=False,
+        )
+
+    def set_default_routes(self, *, netns: str, ifname: str, gateways: Sequence[str]) -> None:
+        for gateway in gateways:
+            family = "-6" if ipaddress.ip_address(gateway).version == 6 else "-4"
+            # Removing every default route of the family first: there is one
+            # per family after the cluster network; a missing one is fine.
+            while self._ip(netns, family, "route", "del", "default").returncode == 0:
+                pass
+            done = self._ip(
+                netns, family, "route", "replace", "default", "via", gateway, "dev", ifname
+            )
+            if done.returncode != 0:
+                raise CniError(
+                    Code.OTHER,
+                    f"cannot install default route via {gateway} on {ifname}",
+                    done.stderr.strip(),
+                )

@@ -1,0 +1,168 @@
+"""The per-container record of what ADD did, so DEL needs nothing else.
+
+The meta-plugin writes it before each delegate runs (LESSONS #1): the exact
+delegate config, ifname and runtimeConfig, then the result. Written
+atomically (temp + fsync + rename), read tolerantly: a damaged file or entry
+is logged and skipped, never fatal to DEL. GC lists and prunes it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .ids import ContainerID, IfName, Namespace, PodName, PodUID
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+@dataclass(frozen=True)
+class CachedAttachment:
+    """One delegate attachment as it was (or is being) made."""
+
+    network: str  # "namespace/name" of the NAD, or the cluster network's name
+    ifname: IfName
+    config: Mapping[str, Any]  # the delegate conf/conflist exactly as sent
+    runtime_config: Mapping[str, Any] = field(default_factory=dict)
+    result: Mapping[str, Any] | None = None  # None until the delegate's ADD returned
+    default: bool = False
+    device_info_file: str = ""
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    container_id: ContainerID
+    netns: str = ""
+    pod_namespace: Namespace = Namespace("")
+    pod_name: PodName = PodName("")
+    pod_uid: PodUID = PodUID("")
+    cni_args: tuple[tuple[str, str], ...] = ()
+    cni_version: str = ""
+    attachments: tuple[CachedAttachment, ...] = ()
+
+    def with_attachment(self, attachment: CachedAttachment) -> CacheEntry:
+        """Add or replace (by ifname) one attachment, keeping the order."""
+        kept = [a for a in self.attachments if a.ifname != attachment.ifname]
+        if len(kept) == len(self.attachments):
+            return replace(self, attachments=(*self.attachments, attachment))
+        return replace(
+            self,
+            attachments=tuple(
+                attachment if a.ifname == attachment.ifname else a for a in self.attachments
+            ),
+        )
+
+    def without(self, ifnames: set[str]) -> CacheEntry:
+        return replace(
+            self, attachments=tuple(a for a in self.attachments if a.ifname not in ifnames)
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["format"] = FORMAT
+        doc["cni_args"] = [list(p) for p in self.cni_args]
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any], *, source: str = "") -> CacheEntry:
+        """Tolerant: bad attachments are logged and dropped, not fatal."""
+        attachments = []
+        for index, raw in enumerate(doc.get("attachments") or []):
+            try:
+                attachments.append(_attachment(raw))
+            except (TypeError, ValueError, KeyError) as exc:
+                log.warning("cache %s: attachment %d unreadable (%s); skipped", source, index, exc)
+        args = doc.get("cni_args") or []
+        return cls(
+            container_id=ContainerID(str(doc["container_id"])),
+            netns=str(doc.get("netns") or ""),
+            pod_namespace=Namespace(str(doc.get("pod_namespace") or "")),
+            pod_name=PodName(str(doc.get("pod_name") or "")),
+            pod_uid=PodUID(str(doc.get("pod_uid") or "")),
+            cni_args=tuple((str(k), str(v)) for k, v in args if isinstance(k, str)),
+            cni_version=str(doc.get("cni_version") or ""),
+            attachments=tuple(attachments),
+        )
+
+
+def _attachment(raw: Any) -> CachedAttachment:
+    if not isinstance(raw, dict):
+        raise TypeError("not an object")
+    config = raw["config"]
+    if not isinstance(config, dict) or not isinstance(raw["ifname"], str):
+        raise ValueError("config or ifname missing")
+    result = raw.get("result")
+    return CachedAttachment(
+        network=str(raw.get("network") or ""),
+        ifname=IfName(raw["ifname"]),
+        config=config,
+        runtime_config=raw.get("runtime_config") or {},
+        result=result if isinstance(result, dict) else None,
+        default=bool(raw.get("default")),
+        device_info_file=str(raw.get("device_info_file") or ""),
+    )
+
+
+class StateCache:
+    """A directory of `<containerID>.json` files."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def path(self, container_id: str) -> Path:
+        if not _SAFE_ID.match(container_id):
+            raise ValueError(f"unsafe container id {container_id!r}")
+        return self.root / f"{container_id}.json"
+
+    def load(self, container_id: ContainerID) -> CacheEntry | None:
+        """The entry, or None when absent or unreadable (logged)."""
+        path = self.path(container_id)
+        try:
+            doc = json.loads(path.read_bytes())
+            if not isinstance(doc, dict) or doc.get("container_id") != container_id:
+                raise ValueError("not a jaring cache entry for this container")
+            return CacheEntry.from_json(doc, source=str(path))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            log.warning("cache %s is unreadable (%s); falling back", path, exc)
+            return None
+
+    def save(self, entry: CacheEntry) -> None:
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self.path(entry.container_id)
+        data = json.dumps(entry.to_json(), separators=(",", ":")).encode()
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=self.root)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def remove(self, container_id: ContainerID) -> None:
+        self.path(container_id).unlink(missing_ok=True)
+
+    def container_ids(self) -> list[ContainerID]:
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted(
+            ContainerID(n[: -len(".json")])
+            for n in names
+            if n.endswith(".json") and not n.startswith(".") and _SAFE_ID.match(n[: -len(".json")])
+        )

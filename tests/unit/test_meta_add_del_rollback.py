@@ -1,0 +1,291 @@
+"""The meta-plugin's ADD/DEL/CHECK/GC over fake delegates: order, rollback,
+cache, status, DEL from the cache alone (SPECS.md NPWG runtime rules)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jaring.cni.errors import CniError
+from jaring.cni.plugin import Request
+from jaring.metaplugin.meta import Environment, MetaPlugin
+
+from .metafakes import FakeExecutor, FakeSource, bridge_conf
+
+POD_ARGS = (
+    ("IgnoreUnknown", "1"),
+    ("K8S_POD_NAMESPACE", "default"),
+    ("K8S_POD_NAME", "p1"),
+    ("K8S_POD_UID", "uid-1"),
+)
+
+
+class Harness:
+    def __init__(self, tmp: Path) -> None:
+        self.source = FakeSource()
+        self.executor = FakeExecutor()
+        self.cache_dir = tmp / "cache"
+        self.routes: list[tuple[str, str, tuple[str, ...]]] = []
+        harness = self
+
+        class Routes:
+            def set_default_routes(self, *, netns: str, ifname: str, gateways: Any) -> None:
+                harness.routes.append((netns, ifname, tuple(gateways)))
+
+        self.plugin = MetaPlugin(
+            Environment(
+                make_source=lambda cfg: self.source,
+                make_executor=lambda cfg: self.executor,
+                routes=Routes(),
+                sleep=lambda s: None,
+            )
+        )
+        self.conf: dict[str, Any] = {
+            "cniVersion": "1.0.0",
+            "name": "jaring",
+            "type": "jaring",
+            "delegates": [bridge_conf("cluster")],
+            "cniDir": str(self.cache_dir),
+        }
+        self.source.nad("default", "net-a", bridge_conf("net-a"))
+        self.source.nad("default", "net-b", bridge_conf("net-b", capabilities={"ips": True}))
+
+    def req(self, command: str, container: str = "c1", **conf: Any) -> Request:
+        return Request.build(
+            command,
+            json.dumps({**self.conf, **conf}).encode(),
+            container_id=container,
+            netns="/var/run/netns/x",
+            ifname="eth0",
+            args=POD_ARGS,
+            path=("/opt/cni/bin",),
+        )
+
+    def cache_files(self) -> list[str]:
+        return (
+            sorted(p.name for p in self.cache_dir.glob("*.json")) if self.cache_dir.exists() else []
+        )
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Harness:
+    return Harness(tmp_path)
+
+
+def test_add_attaches_cluster_network_first_then_each_selected_network_in_order(h: Harness) -> None:
+    h.source.pod("default", "p1", networks="net-a, net-b@data")
+    result = h.plugin.add(h.req("ADD"))
+    assert [c for c in h.executor.calls] == [
+        ("ADD", "cluster", "eth0"),
+        ("ADD", "net-a", "net1"),
+        ("ADD", "net-b", "data"),
+    ]
+    assert result.interfaces[0].name == "eth0"
+    status = json.loads(h.source.statuses[("default", "p1")])
+    assert [(s["name"], s["interface"], s.get("default", False)) for s in status] == [
+        ("cluster", "eth0", True),
+        ("default/net-a", "net1", False),
+        ("default/net-b", "data", False),
+    ]
+
+
+def test_same_network_twice_is_two_attachments_with_two_statuses(h: Harness) -> None:
+    h.source.pod("default", "p1", networks="net-a,net-a")
+    h.plugin.add(h.req("ADD"))
+    status = json.loads(h.source.statuses[("default", "p1")])
+    assert [s["interface"] for s in status] == ["eth0", "net1", "net2"]
+    assert len(h.executor.links) == 3
+
+
+@pytest.mark.parametrize("failing", ["cluster", "net-a", "net-b"])
+def test_failing_delegate_at_any_position_rolls_back_every_attachment(
+    h: Harness, failing: str
+) -> None:
+    h.source.pod("default", "p1", networks="net-a,net-b")
+    h.executor.fail.add(("ADD", failing))
+    with pytest.raises(CniError) as err:
+        h.plugin.add(h.req("ADD"))
+    assert failing in str(err.value)
+    assert h.executor.links == {}
+    assert h.cache_files() == []
+    assert ("default", "p1") not in h.source.statuses
+    added = [c for c in h.executor.calls if c[0] == "ADD"]
+    assert added[-1][1] == failing  # nothing after the failure was attempted
+
+
+def test_missing_nad_fails_before_any_delegate_runs(h: Harness) -> None:
+    h.source.pod("default", "p1", networks="net-a,nope")
+    with pytest.raises(CniError, match="nope"):
+        h.plugin.add(h.req("ADD"))
+    assert h.executor.calls == []
+
+
+def test_del_works_from_the_cache_alone_when_pod_and_nads_are_gone(h: Harness) -> None:
+    h.source.pod("default", "p1", networks="net-a,net-b")
+    h.plugin.add(h.req("ADD"))
+    h.source.pods.clear()
+    h.source.nads.clear()
+    h.plugin.delete(h.req("DEL"))
+    assert h.executor.links == {}
+    assert [c[1] for c in h.executor.calls if c[0] == "DEL"] == ["net-b", "net-a", "cluster"]
+    assert h.cache_files() == []
+
+
+def test_del_twice_succeeds(h: Harness) -> None:
+    h.source.pod("default", "p1", networks="net-a")
+    h.plugin.add(h.req("ADD"))
+    h.plugin.delete(h.req("DEL"))
+    h.plugin.delete(h.req("DEL"))
+    assert h.executor.links == {}
+
+
+def test_del_with_a_corrupt_cache_falls_back_to_what_it_can_find(h: Harness) -> None:
+    h.source.pod("default", "p1", networks="net-a")
+    h.plugin.add(h.req("ADD"))
+    (h.cache_dir / "c1.json").write_bytes(b"\x00garbage{")
+    h.plugin.delete(h.req("DEL"))
+    assert h.executor.links == {}
+
+
+def test_del_tries_every_delegate_and_reports_the_failures_at_the_end(h: Harness) -> None:
+    h.source.pod("default", "p1", networks="net-a,net-b")
+    h.plugin.add(h.req("ADD"))
+    h.executor.fail.add(("DEL", "net-b"))
+    with pytest.raises(CniError, match="net-b"):
+        h.plugin.delete(h.req("DEL"))
+    assert set(h.executor.links) == {("c1", "net-b", "net2")}
+    h.executor.fail.clear()
+    h.plugin.delete(h.req("DEL"))  # the runtime retries: only net-b is left to do
+    assert h.executor.links == {}
+    assert h.cache_files() == []
+
+
+def test_check_reaches_every_delegate_and_reports_drift(h: Harness) -> None:
+    h.source.pod("default", "p1", networks="net-a")
+    h.plugin.add(h.req("ADD"))
+    h.plugin.check(h.req("CHECK"))
+    assert [c[1] for c in h.executor.calls if c[0] == "CHECK"] == ["cluster", "net-a"]
+    del h.executor.links[("c1", "net-a", "net1")]
+    with pytest.raises(CniError, match="net-a"):
+        h.plugin.check(h.req("CHECK"))
+
+
+def test_gc_deletes_attachments_the_runtime_no_longer_knows_and_prunes_the_cache(
+    h: Harness,
+) -> None:
+    h.source.pod("default", "p1", networks="net-a")
+    h.plugin.add(h.req("ADD", container="keep"))
+    h.plugin.add(h.req("ADD", container="gone"))
+    h.plugin.gc(
+        h.req("GC", **{"cni.dev/valid-attachments": [{"containerID": "keep", "ifname": "eth0"}]})
+    )
+    assert {k[0] for k in h.executor.links} == {"keep"}
+    assert h.cache_files() == ["keep.json"]
+    gc_confs = [c for c in h.executor.configs if "cni.dev/valid-attachments" in c]
+    by_name = {c["name"]: c["cni.dev/valid-attachments"] for c in gc_confs}
+    assert by_name["net-a"] == [{"containerID": "keep", "ifname": "net1"}]
+
+
+def test_status_write_is_retried_then_rolled_back_by_default(h: Harness) -> None:
+    h.source.pod("default", "p1", networks="net-a")
+    h.source.status_failures = 99
+    with pytest.raises(CniError, match="network-status"):
+        h.plugin.add(h.req("ADD"))
+    assert h.executor.links == {}
+    assert h.cache_files() == []
+
+
+def test_status_write_failure_with_warn_keeps_networks_and_posts_a_warning_event(
+    h: Harness,
+) -> None:
+    h.source.pod("default", "p1", networks="net-a")
+    h.source.status_failures = 99
+    h.plugin.add(h.req("ADD", statusFailure="warn"))
+    assert len(h.executor.links) == 2
+    assert any(w and r == "NetworkStatusNotWritten" for r, _, w in h.source.events)
+
+
+def test_a_transient_status_failure_is_retried(h: Harness) -> None:
+    h.source.pod("default", "p1", networks="net-a")
+    h.source.status_failures = 2
+    h.plugin.add(h.req("ADD"))
+    assert ("default", "p1") in h.source.statuses
+
+
+def test_pod_uid_mismatch_fails_add(h: Harness) -> None:
+    h.source.pod("default", "p1", uid="other-uid")
+    with pytest.raises(CniError, match="UID"):
+        h.plugin.add(h.req("ADD"))
+    assert h.executor.calls == []
+
+
+def test_default_route_moves_to_the_requested_network(h: Harness) -> None:
+    h.source.pod(
+        "default",
+        "p1",
+        networks=json.dumps([{"name": "net-a", "default-route": ["10.5.0.1"]}]),
+    )
+    result = h.plugin.add(h.req("ADD"))
+    assert h.routes == [("/var/run/netns/x", "net1", ("10.5.0.1",))]
+    assert all(r.dst != "0.0.0.0/0" for r in result.routes)
+    status = json.loads(h.source.statuses[("default", "p1")])
+    assert status[1]["default-route"] == ["10.5.0.1"]
+
+
+def test_requested_capability_no_delegate_declares_fails_the_add(h: Harness) -> None:
+    h.source.pod("default", "p1", networks=json.dumps([{"name": "net-a", "ips": ["10.1.1.5/24"]}]))
+    with pytest.raises(CniError, match="ips"):
+        h.plugin.add(h.req("ADD"))
+    assert h.executor.calls == []
+
+
+def test_static_ips_reach_a_delegate_that_declares_the_capability(h: Harness) -> None:
+    h.source.pod("default", "p1", networks=json.dumps([{"name": "net-b", "ips": ["10.1.1.5/24"]}]))
+    h.plugin.add(h.req("ADD"))
+    sent = [c for c in h.executor.configs if c["name"] == "net-b"][0]
+    assert sent["runtimeConfig"] == {"ips": ["10.1.1.5/24"]}
+
+
+def test_cni_args_reach_the_delegate_as_args_cni(h: Harness) -> None:
+    h.source.pod(
+        "default", "p1", networks=json.dumps([{"name": "net-a", "cni-args": {"foo": "bar"}}])
+    )
+    h.plugin.add(h.req("ADD"))
+    sent = [c for c in h.executor.configs if c["name"] == "net-a"][0]
+    assert sent["args"]["cni"] == {"foo": "bar"}
+
+
+def test_namespace_isolation_refuses_a_nad_of_another_namespace(h: Harness) -> None:
+    h.source.nad("other", "net-x", bridge_conf("net-x"))
+    h.source.pod("default", "p1", networks="other/net-x")
+    with pytest.raises(CniError, match="other"):
+        h.plugin.add(h.req("ADD", namespaceIsolation=True))
+    assert h.executor.calls == []
+
+
+def test_default_networks_attach_to_every_pod_outside_system_namespaces(h: Harness) -> None:
+    h.source.nad("kube-system", "extra", bridge_conf("extra"))
+    h.source.pod("default", "p1")
+    h.plugin.add(h.req("ADD", defaultNetworks=["extra"]))
+    assert [c[1] for c in h.executor.calls] == ["cluster", "extra"]
+
+
+def test_invalid_annotation_fails_add_unless_configured_to_ignore(h: Harness) -> None:
+    h.source.pod("default", "p1", networks="[{bad json")
+    with pytest.raises(CniError) as err:
+        h.plugin.add(h.req("ADD"))
+    assert err.value.code == 7
+    h.plugin.add(h.req("ADD", invalidSelection="ignore"))
+    assert [c[1] for c in h.executor.calls] == ["cluster"]
+
+
+def test_missing_cluster_network_is_an_error_never_a_silent_fallback(h: Harness) -> None:
+    h.source.pod("default", "p1")
+    conf = dict(h.conf)
+    del conf["delegates"]
+    h.conf = conf
+    with pytest.raises(CniError, match="cluster network"):
+        h.plugin.add(h.req("ADD"))
