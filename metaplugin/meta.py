@@ -31,7 +31,7 @@ from .config import MetaConfig, parse_config
 from .ids import ContainerID, IfName, NadName, Namespace, PodName, PodUID
 from .podroutes import NsenterRouteEditor, RouteEditor
 from .sources import NadInfo, PodInfo, Source
-from .statecache import CacheEntry, CachedAttachment, StateCache
+from .statecache import CachedAttachment, CacheEntry, StateCache
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ the ADD with nothing to roll back (NPWG "any setup failure fails the ADD").
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 

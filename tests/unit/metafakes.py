@@ -104,7 +104,7 @@ class FakeExecutor:
                 "ips": [
                     {
                         "address": address,
-                        "gateway": address.split("/")[0].rsplit(".", 1)[0] + ".1",
+                        "gateway": address.split("/", maxsplit=1)[0].rsplit(".", 1)[0] + ".1",
                         "interface": 0,
                     }
                 ],

@@ -35,7 +35,7 @@ def _imports(package: str) -> list[tuple[Path, str]]:
 
 
 def _top(module: str) -> str:
-    return module.split(".")[0]
+    return module.split(".", maxsplit=1)[0]
 
 
 def _jaring_pkg(module: str) -> str | None:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from jaring.cni.errors import CniError
 from jaring.cni.plugin import Request
 from jaring.metaplugin.meta import Environment, MetaPlugin
@@ -245,7 +244,7 @@ def test_requested_capability_no_delegate_declares_fails_the_add(h: Harness) -> 
 def test_static_ips_reach_a_delegate_that_declares_the_capability(h: Harness) -> None:
     h.source.pod("default", "p1", networks=json.dumps([{"name": "net-b", "ips": ["10.1.1.5/24"]}]))
     h.plugin.add(h.req("ADD"))
-    sent = [c for c in h.executor.configs if c["name"] == "net-b"][0]
+    sent = next(c for c in h.executor.configs if c["name"] == "net-b")
     assert sent["runtimeConfig"] == {"ips": ["10.1.1.5/24"]}
 
 
@@ -254,7 +253,7 @@ def test_cni_args_reach_the_delegate_as_args_cni(h: Harness) -> None:
         "default", "p1", networks=json.dumps([{"name": "net-a", "cni-args": {"foo": "bar"}}])
     )
     h.plugin.add(h.req("ADD"))
-    sent = [c for c in h.executor.configs if c["name"] == "net-a"][0]
+    sent = next(c for c in h.executor.configs if c["name"] == "net-a")
     assert sent["args"]["cni"] == {"foo": "bar"}
 
 
