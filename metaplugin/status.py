@@ -1,0 +1,80 @@
+"""`k8s.v1.cni.cncf.io/network-status` entries (NPWG v1.3 section 4.1.2.2).
+
+Called by `meta.py` after a successful ADD. Decision: `ips` holds plain
+addresses (NPWG and Multus write them so; consumers that parse with
+net.ParseIP break on CIDRs). Prefix lengths go nowhere else, keeping
+Multus-compatible output. `gateway` lists the gateways of those IPs, as Multus.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from jaring.cni.errors import CniError, Code
+from jaring.cni.types import Result
+
+
+def _plain(address: str) -> str:
+    return address.split("/", 1)[0]
+
+
+def status_entry(
+    *,
+    network: str,
+    result: Result,
+    default: bool,
+    default_route: Sequence[str] = (),
+    device_info: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One entry from the first sandbox interface of `result` and its IPs."""
+    entry: dict[str, Any] = {"name": network}
+    index = next((i for i, itf in enumerate(result.interfaces) if itf.sandbox), None)
+    if index is not None:
+        itf = result.interfaces[index]
+        entry["interface"] = itf.name
+    # An IP without an interface index belongs to the interface only when
+    # the result cannot mean any other (one interface, or none at all).
+    loose = len(result.interfaces) <= 1
+    ips = [
+        ip
+        for ip in result.ips
+        if (ip.interface is not None and ip.interface == index) or (ip.interface is None and loose)
+    ]
+    if ips:
+        entry["ips"] = [_plain(ip.address) for ip in ips]
+    if index is not None:
+        itf = result.interfaces[index]
+        if itf.mac:
+            entry["mac"] = itf.mac
+        if itf.mtu is not None:
+            entry["mtu"] = itf.mtu
+    entry["default"] = default
+    if result.dns:
+        entry["dns"] = result.dns.to_json()
+    gateways = [ip.gateway for ip in ips if ip.gateway]
+    if gateways:
+        entry["gateway"] = gateways
+    if default_route:
+        entry["default-route"] = list(default_route)
+    if device_info:
+        entry["device-info"] = dict(device_info)
+    return entry
+
+
+def build_status(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The annotation's list; exactly one entry is the default network."""
+    defaults = [str(e.get("name")) for e in entries if e.get("default") is True]
+    if len(defaults) != 1:
+        raise CniError(
+            Code.INVALID_CONFIG,
+            f"network-status needs exactly one default network, found {len(defaults)}",
+            ", ".join(defaults),
+        )
+    return [dict(e) for e in entries]
+
+
+def status_annotation(entries: Sequence[Mapping[str, Any]]) -> str:
+    """Compact JSON for the pod patch."""
+    return json.dumps(list(entries), separators=(",", ":"), sort_keys=False)
