@@ -175,7 +175,9 @@ def test_check_reaches_every_delegate_and_reports_drift(h: Harness) -> None:
 def test_gc_deletes_attachments_the_runtime_no_longer_knows_and_prunes_the_cache(
     h: Harness,
 ) -> None:
-    h.source.pod("default", "p1", networks="net-a")
+    # GC exists from CNI 1.1.0: net-a speaks it, net-b (1.0.0) is skipped like libcni does.
+    h.source.nad("default", "net-a", bridge_conf("net-a", "1.1.0"))
+    h.source.pod("default", "p1", networks="net-a,net-b")
     h.plugin.add(h.req("ADD", container="keep"))
     h.plugin.add(h.req("ADD", container="gone"))
     h.plugin.gc(
@@ -186,6 +188,7 @@ def test_gc_deletes_attachments_the_runtime_no_longer_knows_and_prunes_the_cache
     gc_confs = [c for c in h.executor.configs if "cni.dev/valid-attachments" in c]
     by_name = {c["name"]: c["cni.dev/valid-attachments"] for c in gc_confs}
     assert by_name["net-a"] == [{"containerID": "keep", "ifname": "net1"}]
+    assert "net-b" not in by_name
 
 
 def test_status_write_is_retried_then_rolled_back_by_default(h: Harness) -> None:

@@ -1,0 +1,144 @@
+"""The `jaring` binary's import budget (STYLE.md rule 9, issue 2).
+
+Runs the installed console script in a subprocess under `-X importtime` for
+a full ADD and DEL (pod and NAD from a manifest directory, delegates that are
+tiny shell plugins on CNI_PATH) and proves that only the standard library and
+`jaring` were imported: no kopf, kubernetes, aiohttp, pyroute2, yaml.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FORBIDDEN = ("kopf", "kubernetes", "aiohttp", "pyroute2", "yaml", "jsonschema")
+# -X importtime also lists imports that were only attempted: site.py probes for
+# these hooks and copy.py for Jython's `org.python.core`; none of them loads here.
+PROBES = ("sitecustomize", "usercustomize", "org")
+
+FAKE_PLUGIN = """#!/bin/sh
+# A delegate that answers like a real plugin without touching the host.
+cat >/dev/null
+case "$CNI_COMMAND" in
+ADD) printf '{"cniVersion":"1.0.0","interfaces":[{"name":"%s","mac":"02:00:00:00:00:0%s",\
+"sandbox":"%s"}],"ips":[{"address":"%s","interface":0}]}' \
+"$CNI_IFNAME" "$FAKE_N" "$CNI_NETNS" "$FAKE_IP" ;;
+VERSION) printf '{"cniVersion":"1.0.0","supportedVersions":["0.3.1","0.4.0","1.0.0"]}' ;;
+esac
+"""
+
+
+def _binary() -> Path:
+    path = Path(sys.executable).parent / "jaring"
+    if not path.exists():
+        pytest.skip("the jaring console script is not installed next to this interpreter")
+    return path
+
+
+def _plugin(bindir: Path, name: str, ip: str, n: int) -> None:
+    script = FAKE_PLUGIN.replace("$FAKE_IP", ip).replace("$FAKE_N", str(n))
+    path = bindir / name
+    path.write_text(script)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+def _loaded_modules(stderr: str) -> set[str]:
+    names = set()
+    for line in stderr.splitlines():
+        fields = line.removeprefix("import time:").split("|")
+        if not line.startswith("import time:") or len(fields) != 3:
+            continue
+        if not fields[1].strip().isdigit():  # the header line
+            continue
+        name = fields[2].strip()
+        if name.split(".")[0] not in PROBES:
+            names.add(name)
+    return names
+
+
+def _run(binary: Path, command: str, env: dict[str, str], stdin: bytes) -> tuple[int, str, str]:
+    full = {**{"PATH": os.environ.get("PATH", "")}, **env, "CNI_COMMAND": command}
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", str(binary)],
+        input=stdin,
+        env=full,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+
+
+def test_add_and_del_import_only_the_standard_library_and_jaring(tmp_path: Path) -> None:
+    binary = _binary()
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    _plugin(bindir, "fakecluster", "10.1.0.5/24", 1)
+    _plugin(bindir, "fakedata", "10.2.0.5/24", 2)
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    nad_config = {"cniVersion": "1.0.0", "type": "fakedata"}
+    (manifests / "nad.json").write_text(
+        json.dumps(
+            {
+                "apiVersion": "k8s.cni.cncf.io/v1",
+                "kind": "NetworkAttachmentDefinition",
+                "metadata": {"name": "data", "namespace": "default"},
+                "spec": {"config": json.dumps(nad_config)},
+            }
+        )
+    )
+    (manifests / "pod.json").write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": "web",
+                    "namespace": "default",
+                    "uid": "uid-web",
+                    "annotations": {"k8s.v1.cni.cncf.io/networks": "data"},
+                },
+            }
+        )
+    )
+    config = {
+        "cniVersion": "1.0.0",
+        "name": "jaring",
+        "type": "jaring",
+        "manifestDir": str(manifests),
+        "cniDir": str(tmp_path / "cache"),
+        "daemonSocket": "",
+        "delegates": [{"cniVersion": "1.0.0", "name": "cluster", "type": "fakecluster"}],
+    }
+    env = {
+        "CNI_CONTAINERID": "c0ffee",
+        "CNI_NETNS": str(tmp_path / "netns"),
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": str(bindir),
+        "CNI_ARGS": "K8S_POD_NAMESPACE=default;K8S_POD_NAME=web;K8S_POD_UID=uid-web",
+    }
+    stdin = json.dumps(config).encode()
+
+    code, out, err = _run(binary, "ADD", env, stdin)
+    assert code == 0, out + err
+    assert json.loads(out)["ips"][0]["address"] == "10.1.0.5/24"
+    add_modules = _loaded_modules(err)
+    code, out, err = _run(binary, "DEL", env, stdin)
+    assert code == 0, out + err
+    del_modules = _loaded_modules(err)
+
+    # Sanity: the parser saw the run, so an empty set cannot pass by accident.
+    assert "jaring.metaplugin.meta" in add_modules
+    for modules in (add_modules, del_modules):
+        tops = {name.split(".")[0] for name in modules}
+        assert not tops & set(FORBIDDEN), sorted(tops & set(FORBIDDEN))
+        outside = {t for t in tops if t not in sys.stdlib_module_names and t != "jaring"}
+        # Leading-underscore C accelerators and encodings are part of the runtime.
+        assert not {t for t in outside if not t.startswith("_")}, sorted(outside)
