@@ -18,11 +18,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from jaring.cni.errors import CniError, Code
 
 from .ids import NadName, Namespace, PodName, PodUID
+
+if TYPE_CHECKING:  # the binary imports kubeclient only when it talks to an API
+    from .kubeclient import KubeClient
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +183,115 @@ def _check_name(what: str, value: str) -> None:
         raise CniError(
             Code.INVALID_CONFIG, f"invalid {what} name {value!r}", "expected a DNS-1123 name"
         )
+
+
+# -- the Kubernetes API ------------------------------------------------------------
+
+EVENT_MESSAGE_MAX = 1024  # what the API server accepts for Event.message
+
+
+class ApiSource:
+    """Pods and NADs from the Kubernetes API; status and Events written back to it."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        *,
+        clock: Callable[[], float] = time.time,
+        host: str = "",
+    ) -> None:
+        self.client = client
+        self.clock = clock
+        self.host = host or os.uname().nodename
+
+    @staticmethod
+    def pod_path(*, namespace: Namespace, name: PodName) -> str:
+        _check_name("namespace", namespace)
+        _check_name("pod", name)
+        return f"/api/v1/namespaces/{namespace}/pods/{name}"
+
+    @staticmethod
+    def nad_path(*, namespace: Namespace, name: NadName) -> str:
+        _check_name("namespace", namespace)
+        _check_name(NAD_KIND, name)
+        return (
+            f"/apis/{NAD_API_VERSION}/namespaces/{namespace}/network-attachment-definitions/{name}"
+        )
+
+    def get_pod(self, *, namespace: Namespace, name: PodName) -> PodInfo:
+        path = self.pod_path(namespace=namespace, name=name)
+        obj = self.client.get(path)
+        if obj is None:
+            raise CniError(Code.CONTAINER_UNKNOWN, "pod not found", f"{namespace}/{name}")
+        return pod_info(obj, origin=self.client.url(path))
+
+    def get_nad(self, *, namespace: Namespace, name: NadName) -> NadInfo | None:
+        path = self.nad_path(namespace=namespace, name=name)
+        obj = self.client.get(path)
+        return None if obj is None else nad_info(obj, origin=self.client.url(path))
+
+    def write_status(self, *, namespace: Namespace, name: PodName, status: str) -> None:
+        from .kubeclient import KubeApiError
+
+        path = self.pod_path(namespace=namespace, name=name)
+        patch = {"metadata": {"annotations": {STATUS_ANNOTATION: status}}}
+        try:
+            self.client.patch(path, patch)
+        except KubeApiError as exc:
+            if exc.status == 404:
+                raise CniError(
+                    Code.CONTAINER_UNKNOWN,
+                    "pod not found: cannot write network-status",
+                    f"{namespace}/{name}",
+                ) from None
+            raise
+
+    def post_event(
+        self,
+        *,
+        namespace: Namespace,
+        name: PodName,
+        uid: PodUID,
+        reason: str,
+        message: str,
+        warning: bool = False,
+    ) -> None:
+        now = self.clock()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        involved: dict[str, str] = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "namespace": namespace,
+            "name": name,
+        }
+        if uid:
+            involved["uid"] = uid
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            # client-go's naming: unique without generateName, so any API accepts it.
+            "metadata": {"name": _event_name(name, now), "namespace": namespace},
+            "involvedObject": involved,
+            "reason": reason,
+            "message": message[:EVENT_MESSAGE_MAX],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": EVENT_COMPONENT, "host": self.host},
+            "reportingComponent": EVENT_COMPONENT,
+            "reportingInstance": self.host,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            _check_name("namespace", namespace)
+            self.client.post(f"/api/v1/namespaces/{namespace}/events", event)
+        except Exception as exc:  # an Event is best effort: never fail a CNI call for it
+            log.warning("cannot post event %s for %s/%s: %s", reason, namespace, name, exc)
+
+
+def _event_name(pod: str, now: float) -> str:
+    suffix = f".{int(now * 1e9):x}{os.urandom(2).hex()}"
+    return pod[: 253 - len(suffix)] + suffix
 
 
 # -- the local (clusterless) store ------------------------------------------------
