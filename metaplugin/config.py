@@ -37,7 +37,7 @@ class MetaConfig:
     multus_namespace: str = "kube-system"
     system_namespaces: tuple[str, ...] = ("kube-system",)
     namespace_isolation: bool = False
-    global_namespaces: frozenset[str] = frozenset()
+    global_namespaces: frozenset[str] = frozenset({"default"})
     conf_dir: str = DEFAULT_CONF_DIR
     cache_dir: str = DEFAULT_CACHE_DIR
     bin_dir: str = ""
@@ -140,7 +140,9 @@ def parse_config(doc: Mapping[str, Any]) -> MetaConfig:
         multus_namespace=_get(doc, "multusNamespace", str, "kube-system") or "kube-system",
         system_namespaces=_str_list(doc, "systemNamespaces", ("kube-system",)),
         namespace_isolation=_get(doc, "namespaceIsolation", bool, False),
-        global_namespaces=frozenset(_str_list(doc, "globalNamespaces")),
+        # Multus: with namespaceIsolation, NADs in "default" are usable from any
+        # namespace unless globalNamespaces names the global ones explicitly.
+        global_namespaces=frozenset(_str_list(doc, "globalNamespaces", ("default",))),
         conf_dir=_get(doc, "confDir", str, DEFAULT_CONF_DIR) or DEFAULT_CONF_DIR,
         cache_dir=_get(doc, "cniDir", str, DEFAULT_CACHE_DIR) or DEFAULT_CACHE_DIR,
         bin_dir=_get(doc, "binDir", str, ""),

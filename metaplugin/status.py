@@ -1,9 +1,9 @@
 """`k8s.v1.cni.cncf.io/network-status` entries (NPWG v1.3 section 4.1.2.2).
 
-Called by `meta.py` after a successful ADD. Decision: `ips` holds plain
-addresses (NPWG and Multus write them so; consumers that parse with
-net.ParseIP break on CIDRs). Prefix lengths go nowhere else, keeping
-Multus-compatible output. `gateway` lists the gateways of those IPs, as Multus.
+Called by `meta.py` after a successful ADD. `ips` carry their prefix length
+(SPECS.md; LESSONS #11: consumers need the subnet, and a plain address loses
+it). Multus's extra keys stay for the consumers that read them: `gateway`
+lists the gateways of those IPs, `mtu` the interface MTU.
 """
 
 from __future__ import annotations
@@ -14,10 +14,6 @@ from typing import Any
 
 from jaring.cni.errors import CniError, Code
 from jaring.cni.types import Result
-
-
-def _plain(address: str) -> str:
-    return address.split("/", 1)[0]
 
 
 def status_entry(
@@ -43,7 +39,7 @@ def status_entry(
         if (ip.interface is not None and ip.interface == index) or (ip.interface is None and loose)
     ]
     if ips:
-        entry["ips"] = [_plain(ip.address) for ip in ips]
+        entry["ips"] = [ip.address for ip in ips]
     if index is not None:
         itf = result.interfaces[index]
         if itf.mac:

@@ -13,12 +13,12 @@ HOST = Interface(name="veth1", mac="aa:aa:aa:aa:aa:aa")
 POD = Interface(name="net1", mac="02:00:00:00:00:01", sandbox="/run/netns/x", mtu=1400)
 
 
-def test_v4_entry_from_sandbox_interface_with_plain_ips() -> None:
+def test_v4_entry_from_sandbox_interface_with_ips_carrying_their_prefix_length() -> None:
     r = Result(interfaces=(HOST, POD), ips=(IPConfig("10.1.0.5/24", "10.1.0.1", 1),))
     assert status_entry(network="ns/a", result=r, default=False) == {
         "name": "ns/a",
         "interface": "net1",
-        "ips": ["10.1.0.5"],
+        "ips": ["10.1.0.5/24"],
         "mac": "02:00:00:00:00:01",
         "mtu": 1400,
         "default": False,
@@ -36,13 +36,13 @@ def test_dual_stack_and_host_side_ips_excluded() -> None:
         ),
     )
     entry = status_entry(network="ns/a", result=r, default=False)
-    assert entry["ips"] == ["10.1.0.5", "fd00::5"]
+    assert entry["ips"] == ["10.1.0.5/24", "fd00::5/64"]
     assert "gateway" not in entry
 
 
 def test_v6_single_interface_without_index() -> None:
     r = Result(interfaces=(POD,), ips=(IPConfig("fd00::7/64"),))
-    assert status_entry(network="n", result=r, default=True)["ips"] == ["fd00::7"]
+    assert status_entry(network="n", result=r, default=True)["ips"] == ["fd00::7/64"]
 
 
 def test_first_sandbox_interface_wins() -> None:
