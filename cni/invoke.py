@@ -159,6 +159,11 @@ class NativeExecutor:
             path=runtime.path,
             config=decode_config(stdin),
         )
+        if command == "VERSION":
+            return {
+                "cniVersion": versions.LATEST,
+                "supportedVersions": list(plugin.supported_versions),
+            }
         try:
             if command == "ADD":
                 return plugin.add(req).to_json(req.cni_version or None)
@@ -255,14 +260,31 @@ def check_network(
         executor("CHECK", str(plugin["type"]), _stdin(conf), runtime)
 
 
+def speaks(executor: Executor, plugin_type: str, cni_version: str, runtime: Runtime) -> bool:
+    """Does the plugin support `cni_version`? (its VERSION answer, SPEC.md "VERSION")."""
+    stdin = _stdin({"cniVersion": cni_version})
+    try:
+        out = executor("VERSION", plugin_type, stdin, runtime)
+    except CniError:
+        return False
+    supported = out.get("supportedVersions") if out else None
+    return isinstance(supported, list) and cni_version in supported
+
+
 def status_network(net: NetworkConfig, executor: Executor, *, path: Sequence[str]) -> None:
-    """STATUS every plugin (1.1.0 and later); older networks have no STATUS."""
+    """STATUS every plugin (1.1.0 and later); older networks have no STATUS.
+
+    A plugin that does not speak 1.1.0 (e.g. reference plugins before 1.5)
+    has no STATUS either: it is asked its VERSION first and skipped.
+    """
     if not versions.at_least(net.cni_version, "1.1.0"):
         return
     runtime = Runtime(path=tuple(path))
     for index, plugin in enumerate(net.plugins):
-        conf = net.plugin_config(index)
-        executor("STATUS", str(plugin["type"]), _stdin(conf), runtime)
+        plugin_type = str(plugin["type"])
+        if not speaks(executor, plugin_type, net.cni_version, runtime):
+            continue
+        executor("STATUS", plugin_type, _stdin(net.plugin_config(index)), runtime)
 
 
 def gc_network(
@@ -278,10 +300,13 @@ def gc_network(
     runtime = Runtime(path=tuple(path))
     errors: list[CniError] = []
     for index, plugin in enumerate(net.plugins):
+        plugin_type = str(plugin["type"])
+        if not speaks(executor, plugin_type, net.cni_version, runtime):
+            continue  # no GC before 1.1.0, as in status_network
         conf = net.plugin_config(index)
         conf["cni.dev/valid-attachments"] = [dict(a) for a in valid_attachments]
         try:
-            executor("GC", str(plugin["type"]), _stdin(conf), runtime)
+            executor("GC", plugin_type, _stdin(conf), runtime)
         except CniError as exc:
             errors.append(exc)
     if errors:

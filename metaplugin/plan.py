@@ -174,12 +174,8 @@ def _step(
     merged = runtimeconf.merge_cni_args(_nad_args(config), attachment.cni_args)
     if attachment.cni_args:
         config = config.with_cni_args(merged)
-    try:
-        runtime = runtimeconf.attachment_runtime_config(
-            attachment, capabilities=config.capabilities()
-        )
-    except CniError as exc:
-        raise CniError(exc.code, f"network {ref}: {exc.msg}", exc.details) from None
+    # Its errors already name the network.
+    runtime = runtimeconf.attachment_runtime_config(attachment, capabilities=config.capabilities())
     return Step(
         network=str(ref),
         ifname=ifname,

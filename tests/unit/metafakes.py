@@ -87,6 +87,8 @@ class FakeExecutor:
         self, command: str, plugin_type: str, stdin: bytes, runtime: Runtime
     ) -> dict[str, Any] | None:
         conf = json.loads(stdin)
+        if command == "VERSION":
+            return {"cniVersion": "1.1.0", "supportedVersions": ["0.4.0", "1.0.0", "1.1.0"]}
         name = conf["name"]
         self.calls.append((command, name, runtime.ifname))
         self.configs.append(conf)

@@ -26,14 +26,20 @@ RT = Runtime(container_id="c1", netns="/var/run/netns/x", ifname="net1", path=("
 class Chain:
     """Executor recording (command, type, stdin doc); ADD appends an IP per plugin."""
 
-    def __init__(self, fail: set[tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self, fail: set[tuple[str, str]] | None = None, old: frozenset[str] = frozenset()
+    ) -> None:
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
         self.fail = fail or set()
+        self.old = old  # types that do not speak 1.1.0
 
     def __call__(
         self, command: str, plugin_type: str, stdin: bytes, runtime: Runtime
     ) -> dict[str, Any] | None:
         doc = json.loads(stdin)
+        if command == "VERSION":
+            speaks = ["1.0.0"] if plugin_type in self.old else ["1.0.0", "1.1.0"]
+            return {"cniVersion": "1.0.0", "supportedVersions": speaks}
         self.calls.append((command, plugin_type, doc))
         if (command, plugin_type) in self.fail:
             raise CniError(Code.OTHER, f"{plugin_type} failed")
@@ -112,6 +118,13 @@ def test_gc_and_status_skip_networks_older_than_1_1_0() -> None:
     valid = [{"containerID": "c1", "ifname": "net1"}]
     invoke.gc_network(conflist("1.1.0"), ex, path=["/x"], valid_attachments=valid)
     assert [c[2]["cni.dev/valid-attachments"] for c in ex.calls] == [valid, valid]
+
+
+def test_gc_and_status_skip_plugins_that_do_not_speak_1_1_0() -> None:
+    ex = Chain(old=frozenset({"bridge"}))
+    invoke.gc_network(conflist("1.1.0"), ex, path=["/x"], valid_attachments=[])
+    invoke.status_network(conflist("1.1.0"), ex, path=["/x"])
+    assert [(c[0], c[1]) for c in ex.calls] == [("GC", "tuning"), ("STATUS", "tuning")]
 
 
 @pytest.mark.parametrize("bad", ["../bridge", "/usr/lib/cni/bridge", "a/b", "..", ""])

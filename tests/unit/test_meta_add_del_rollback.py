@@ -291,3 +291,15 @@ def test_missing_cluster_network_is_an_error_never_a_silent_fallback(h: Harness)
     h.conf = conf
     with pytest.raises(CniError, match="cluster network"):
         h.plugin.add(h.req("ADD"))
+
+
+def test_status_asks_the_cluster_network_and_every_delegate_network_in_use(h: Harness) -> None:
+    h.conf["delegates"] = [bridge_conf("cluster", "1.1.0")]
+    h.source.nad("default", "net-a", bridge_conf("net-a", "1.1.0"))
+    h.source.pod("default", "p1", networks="net-a")
+    h.plugin.add(h.req("ADD"))
+    h.plugin.status(h.req("STATUS"))
+    assert [c[1] for c in h.executor.calls if c[0] == "STATUS"] == ["cluster", "net-a"]
+    h.executor.fail.add(("STATUS", "net-a"))
+    with pytest.raises(CniError, match="net-a is not ready"):
+        h.plugin.status(h.req("STATUS"))
