@@ -1,7 +1,7 @@
 """A small Kubernetes API client over the standard library, for the `jaring` binary.
 
 `KubeConfig.load` reads a kubeconfig (Multus's `kubeconfig` key); `KubeClient`
-does GET/PATCH/POST with short timeouts, retries on 5xx, 429 and connection
+does GET/PATCH/POST/DELETE with short timeouts, retries on 5xx, 429 and connection
 failures, and re-reads the token, certificate files and the kubeconfig itself
 on every call (LESSONS #7, #9). Called by `sources.ApiSource`.
 """
@@ -275,6 +275,15 @@ class KubeClient:
 
     def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return self._call("POST", path, body=body, content_type="application/json")
+
+    def delete(self, path: str) -> dict[str, Any] | None:
+        """Delete the object at `path`; None when it was already gone (404)."""
+        try:
+            return self._call("DELETE", path)
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     def close(self) -> None:
         if self._conn is not None:

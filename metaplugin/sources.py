@@ -85,12 +85,13 @@ class Source(Protocol):
 # -- object shapes (shared by both sources and by whoever caches objects) ---------
 
 
-def pod_info(obj: object, *, origin: str) -> PodInfo:
+def pod_info(obj: object, *, origin: str, namespace: str = "default") -> PodInfo:
     """A Pod object (API JSON or a manifest) as a PodInfo; CniError(7) on a bad shape.
 
-    `origin` names where the object came from (a URL, a file) for the message.
+    `origin` names where the object came from (a URL, a file) for the message;
+    `namespace` is the one to assume when the object does not say.
     """
-    meta = _metadata(obj, kind="Pod", origin=origin)
+    meta = _metadata(obj, kind="Pod", origin=origin, namespace=namespace)
     where = f"Pod {meta.namespace}/{meta.name} ({origin})"
     assert isinstance(obj, Mapping)
     spec = obj.get("spec")
@@ -98,7 +99,8 @@ def pod_info(obj: object, *, origin: str) -> PodInfo:
     if spec is not None:
         if not isinstance(spec, Mapping):
             raise CniError(Code.INVALID_CONFIG, f"{where}: spec is not an object")
-        node_name = spec.get("nodeName") or ""
+        node_name = spec.get("nodeName")
+        node_name = "" if node_name is None else node_name
     if not isinstance(node_name, str):
         raise CniError(Code.INVALID_CONFIG, f"{where}: spec.nodeName is not a string")
     return PodInfo(
@@ -110,9 +112,9 @@ def pod_info(obj: object, *, origin: str) -> PodInfo:
     )
 
 
-def nad_info(obj: object, *, origin: str) -> NadInfo:
+def nad_info(obj: object, *, origin: str, namespace: str = "default") -> NadInfo:
     """A NetworkAttachmentDefinition object as a NadInfo; CniError(7) on a bad shape."""
-    meta = _metadata(obj, kind=NAD_KIND, origin=origin)
+    meta = _metadata(obj, kind=NAD_KIND, origin=origin, namespace=namespace)
     where = f"{NAD_KIND} {meta.namespace}/{meta.name} ({origin})"
     assert isinstance(obj, Mapping)
     spec = obj.get("spec")
@@ -145,7 +147,7 @@ class _Meta:
     annotations: Mapping[str, str]
 
 
-def _metadata(obj: object, *, kind: str, origin: str) -> _Meta:
+def _metadata(obj: object, *, kind: str, origin: str, namespace: str) -> _Meta:
     if not isinstance(obj, Mapping):
         raise CniError(
             Code.INVALID_CONFIG, f"{kind} from {origin} is not an object", type(obj).__name__
@@ -156,14 +158,17 @@ def _metadata(obj: object, *, kind: str, origin: str) -> _Meta:
     name = meta.get("name")
     if not isinstance(name, str) or not name:
         raise CniError(Code.INVALID_CONFIG, f"{kind} from {origin} has no metadata.name")
-    namespace = meta.get("namespace") or "default"
+    found = meta.get("namespace")
+    namespace = namespace if found is None or found == "" else found
     if not isinstance(namespace, str):
         raise CniError(Code.INVALID_CONFIG, f"{kind} {name} ({origin}): bad metadata.namespace")
     where = f"{kind} {namespace}/{name} ({origin})"
-    uid = meta.get("uid") or ""
+    uid = meta.get("uid")
+    uid = "" if uid is None else uid
     if not isinstance(uid, str):
         raise CniError(Code.INVALID_CONFIG, f"{where}: metadata.uid is not a string")
-    raw = meta.get("annotations") or {}
+    raw = meta.get("annotations")
+    raw = {} if raw is None else raw
     if not isinstance(raw, Mapping):
         raise CniError(Code.INVALID_CONFIG, f"{where}: metadata.annotations is not an object")
     annotations: dict[str, str] = {}
@@ -223,12 +228,14 @@ class ApiSource:
         obj = self.client.get(path)
         if obj is None:
             raise CniError(Code.CONTAINER_UNKNOWN, "pod not found", f"{namespace}/{name}")
-        return pod_info(obj, origin=self.client.url(path))
+        return pod_info(obj, origin=self.client.url(path), namespace=namespace)
 
     def get_nad(self, *, namespace: Namespace, name: NadName) -> NadInfo | None:
         path = self.nad_path(namespace=namespace, name=name)
         obj = self.client.get(path)
-        return None if obj is None else nad_info(obj, origin=self.client.url(path))
+        if obj is None:
+            return None
+        return nad_info(obj, origin=self.client.url(path), namespace=namespace)
 
     def write_status(self, *, namespace: Namespace, name: PodName, status: str) -> None:
         from .kubeclient import KubeApiError
