@@ -9,6 +9,7 @@ its networks"; SPECS.md NPWG runtime rules; LESSONS #1, #2, #13, #16).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -133,6 +134,28 @@ class MetaPlugin:
         pod_id = PodIdentity.from_request(req)
         source = self.env.make_source(cfg)
         pod = self._read_pod(source, pod_id)
+        try:
+            return self._add(req, cfg, pod_id, source, pod)
+        except CniError as exc:
+            if source is not None and pod_id is not None and cfg.events:
+                source.post_event(
+                    namespace=pod_id.namespace,
+                    name=pod_id.name,
+                    uid=pod.uid if pod is not None else pod_id.uid,
+                    reason="NetworkAttachFailed",
+                    message=f"pod networks not attached, nothing left behind: {exc}",
+                    warning=True,
+                )
+            raise
+
+    def _add(
+        self,
+        req: Request,
+        cfg: MetaConfig,
+        pod_id: PodIdentity | None,
+        source: Source | None,
+        pod: PodInfo | None,
+    ) -> Result:
         lookup = _lookup(source)
         runtime_config = req.config.get("runtimeConfig")
         steps = planning.build_plan(
@@ -141,6 +164,7 @@ class MetaPlugin:
             cluster_ifname=IfName(req.ifname),
             runtime_config=runtime_config if isinstance(runtime_config, dict) else None,
             lookup=lookup,
+            container_id=req.container_id,
         )
         executor = self.env.make_executor(cfg)
         cache = StateCache(cfg.cache_dir)
@@ -162,6 +186,7 @@ class MetaPlugin:
                     config=step.config.to_json(),
                     runtime_config=dict(step.runtime_config),
                     default=step.default,
+                    device_info_file=step.device_info_file,
                 )
                 entry = entry.with_attachment(attachment)
                 cache.save(entry)  # before the delegate touches anything
@@ -190,6 +215,7 @@ class MetaPlugin:
                             result=result,
                             default=step.default,
                             default_route=step.default_route,
+                            device_info=_device_info(step.device_info_file),
                         )
                         for step, result in zip(steps, results, strict=True)
                     ]
@@ -540,6 +566,19 @@ class MetaPlugin:
             args=chosen,
             path=req.path,
         )
+
+
+def _device_info(path: str) -> dict[str, Any] | None:
+    """The device-info a delegate wrote for the status entry; tolerant of junk."""
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as handle:
+            doc = json.load(handle)
+    except (OSError, ValueError) as exc:
+        log.info("no device-info at %s: %s", path, exc)
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _is_default(route: Route, families: set[int]) -> bool:

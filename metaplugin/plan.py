@@ -40,6 +40,7 @@ class Step:
     runtime_config: Mapping[str, Any]
     default: bool = False
     default_route: tuple[str, ...] = ()
+    device_info_file: str = ""  # NPWG device-info: where the delegate writes it
 
 
 def cluster_config(
@@ -121,6 +122,7 @@ def build_plan(
     cluster_ifname: IfName,
     runtime_config: Mapping[str, Any] | None,
     lookup: NadLookup | None,
+    container_id: str = "",
 ) -> tuple[Step, ...]:
     """Every delegate call for one pod ADD, cluster network first."""
     override = (
@@ -150,12 +152,22 @@ def build_plan(
         )
     ifnames = selection.assign_ifnames(attachments, cluster_ifname=cluster_ifname)
     for attachment, ifname in zip(attachments, ifnames, strict=True):
-        steps.append(_step(cfg, attachment, ifname, lookup))
+        steps.append(_step(cfg, attachment, ifname, lookup, container_id=container_id))
     return tuple(steps)
 
 
+def device_info_path(cfg: MetaConfig, ref: NetworkRef, container_id: str, ifname: IfName) -> str:
+    """device-info-spec v1.1.0: one file per attachment under `<devinfo>/cni/`."""
+    return f"{cfg.devinfo_dir}/cni/{ref.namespace}-{ref.name}-{container_id}-{ifname}-device.json"
+
+
 def _step(
-    cfg: MetaConfig, attachment: Attachment, ifname: IfName, lookup: NadLookup | None
+    cfg: MetaConfig,
+    attachment: Attachment,
+    ifname: IfName,
+    lookup: NadLookup | None,
+    *,
+    container_id: str,
 ) -> Step:
     ref = attachment.network
     nad = lookup(ref.namespace, ref.name) if lookup is not None else None
@@ -174,12 +186,21 @@ def _step(
     merged = runtimeconf.merge_cni_args(_nad_args(config), attachment.cni_args)
     if attachment.cni_args:
         config = config.with_cni_args(merged)
+    capabilities = config.capabilities()
+    device_info = (
+        device_info_path(cfg, ref, container_id, ifname)
+        if container_id and runtimeconf.DEVICE_INFO_KEY in capabilities
+        else ""
+    )
     # Its errors already name the network.
-    runtime = runtimeconf.attachment_runtime_config(attachment, capabilities=config.capabilities())
+    runtime = runtimeconf.attachment_runtime_config(
+        attachment, capabilities=capabilities, device_info_file=device_info or None
+    )
     return Step(
         network=str(ref),
         ifname=ifname,
         config=config,
         runtime_config=runtime,
         default_route=attachment.default_route,
+        device_info_file=device_info,
     )

@@ -303,3 +303,40 @@ def test_status_asks_the_cluster_network_and_every_delegate_network_in_use(h: Ha
     h.executor.fail.add(("STATUS", "net-a"))
     with pytest.raises(CniError, match="net-a is not ready"):
         h.plugin.status(h.req("STATUS"))
+
+
+def test_a_failed_add_posts_a_warning_event_naming_the_network(h: Harness) -> None:
+    h.source.pod("default", "p1", networks="net-a,net-b")
+    h.executor.fail.add(("ADD", "net-b"))
+    with pytest.raises(CniError):
+        h.plugin.add(h.req("ADD"))
+    warnings = [e for e in h.source.events if e[2]]
+    assert [e[0] for e in warnings] == ["NetworkAttachFailed"]
+    assert "net-b" in warnings[0][1]
+
+
+def test_device_info_file_is_announced_reported_in_status_and_removed_on_del(
+    h: Harness, tmp_path: Path
+) -> None:
+    h.conf["deviceInfoDir"] = str(tmp_path / "devinfo")
+    (tmp_path / "devinfo" / "cni").mkdir(parents=True)
+    h.source.nad(
+        "default", "sriov-a", bridge_conf("sriov-a", capabilities={"CNIDeviceInfoFile": True})
+    )
+    h.source.pod("default", "p1", networks="sriov-a")
+    path = tmp_path / "devinfo" / "cni" / "default-sriov-a-c1-net1-device.json"
+    info = {"type": "pci", "version": "1.1.0", "pci": {"pci-address": "0000:03:00.1"}}
+    original = h.executor.__call__
+
+    def writes_device_info(command: str, plugin_type: str, stdin: bytes, runtime: Any) -> Any:
+        conf = json.loads(stdin)
+        if command == "ADD" and "runtimeConfig" in conf:
+            Path(conf["runtimeConfig"]["CNIDeviceInfoFile"]).write_text(json.dumps(info))
+        return original(command, plugin_type, stdin, runtime)
+
+    h.plugin.env.make_executor = lambda cfg: writes_device_info
+    h.plugin.add(h.req("ADD"))
+    status = json.loads(h.source.statuses[("default", "p1")])
+    assert status[1]["device-info"] == info
+    h.plugin.delete(h.req("DEL"))
+    assert not path.exists()
