@@ -286,9 +286,22 @@ class KubeClient:
             raise
 
     def close(self) -> None:
+        """Close the kept connection (the next call opens a new one)."""
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def __enter__(self) -> KubeClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # Callers that never close (a short-lived binary) must not leak a socket warning.
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            conn.close()
 
     # one call: retries around one request
     def _call(
