@@ -1,0 +1,177 @@
+"""ADD/DEL cost of the `jaring` binary over calling its delegates directly.
+
+Workload (issue 2): a pod netns with the cluster network (reference `bridge`,
+host-local IPAM) as eth0 and one `macvlan` attachment (host-local) over a
+veth end. (a) execs the two reference plugins directly, as a runtime would
+with no meta-plugin; (b) execs the installed `jaring` standalone, which reads
+the pod and NAD from kmock and delegates to the same binaries. Prints medians,
+the ratio and jaring's overhead per ADD/DEL. Root; cleans up after itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from kapi import ApiServer
+
+CNI_PATH = os.environ.get("JARING_BENCH_CNI_PATH", "/usr/lib/cni")
+JARING = Path(sys.executable).parent / "jaring"
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+def cni(
+    plugin: str,
+    command: str,
+    conf: dict[str, Any],
+    *,
+    netns: str,
+    ifname: str,
+    cid: str,
+    args: str = "",
+) -> bytes:
+    env = {
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": cid,
+        "CNI_NETNS": f"/var/run/netns/{netns}",
+        "CNI_IFNAME": ifname,
+        "CNI_PATH": CNI_PATH,
+        "CNI_ARGS": args,
+        "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+    }
+    binary = str(JARING) if plugin == "jaring" else f"{CNI_PATH}/{plugin}"
+    proc = subprocess.run(
+        [binary], input=json.dumps(conf).encode(), env=env, capture_output=True, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{plugin} {command} failed: {proc.stdout!r} {proc.stderr!r}")
+    return proc.stdout
+
+
+def sequence(
+    command: str, steps: list[tuple[str, dict[str, Any], str, str]], netns: str, cid: str
+) -> float:
+    """Run each (plugin, config, ifname, CNI_ARGS) step; return the wall time in ms."""
+    start = time.perf_counter()
+    for plugin, conf, ifname, args in steps:
+        cni(plugin, command, conf, netns=netns, ifname=ifname, cid=cid, args=args)
+    return (time.perf_counter() - start) * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-n", type=int, default=30, help="iterations per variant")
+    opts = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench_meta: needs root (network namespaces)", file=sys.stderr)
+        return 1
+    tag = uuid.uuid4().hex[:6]
+    bridge, master, peer = f"jbb{tag}", f"jbm{tag}", f"jbp{tag}"
+    tmp = Path(tempfile.mkdtemp(prefix="jaring-bench-"))
+    cluster = {
+        "cniVersion": "1.0.0",
+        "name": f"bench-cluster-{tag}",
+        "type": "bridge",
+        "bridge": bridge,
+        "isGateway": True,
+        "ipam": {"type": "host-local", "subnet": "10.231.0.0/16", "dataDir": str(tmp / "ipam")},
+    }
+    data = {
+        "cniVersion": "1.0.0",
+        "name": f"bench-data-{tag}",
+        "type": "macvlan",
+        "master": master,
+        "mode": "bridge",
+        "ipam": {"type": "host-local", "subnet": "10.232.0.0/16", "dataDir": str(tmp / "ipam")},
+    }
+    ip("link", "add", master, "type", "veth", "peer", "name", peer)
+    ip("link", "set", master, "up")
+    results: dict[str, dict[str, list[float]]] = {
+        "direct": {"ADD": [], "DEL": []},
+        "jaring": {"ADD": [], "DEL": []},
+    }
+    api = ApiServer()
+    try:
+        with api:
+            api.nad("default", "data", data)
+            kubeconfig = api.kubeconfig(tmp / "kubeconfig")
+            meta = {
+                "cniVersion": "1.0.0",
+                "name": "jaring",
+                "type": "jaring",
+                "kubeconfig": str(kubeconfig),
+                "cniDir": str(tmp / "cache"),
+                "daemonSocket": "",
+                "delegates": [cluster],
+            }
+            for i in range(opts.n):
+                for variant in ("direct", "jaring"):
+                    netns, cid = f"jb{tag}{variant[0]}{i}", uuid.uuid4().hex
+                    ip("netns", "add", netns)
+                    try:
+                        if variant == "direct":
+                            steps = [("bridge", cluster, "eth0", ""), ("macvlan", data, "net1", "")]
+                        else:
+                            pod, uid = f"p{i}", uuid.uuid4().hex
+                            api.pod("default", pod, uid, {"k8s.v1.cni.cncf.io/networks": "data"})
+                            args = (
+                                f"IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod};"
+                                f"K8S_POD_UID={uid};K8S_POD_INFRA_CONTAINER_ID={cid}"
+                            )
+                            steps = [("jaring", meta, "eth0", args)]
+                        results[variant]["ADD"].append(sequence("ADD", steps, netns, cid))
+                        steps.reverse()
+                        results[variant]["DEL"].append(sequence("DEL", steps, netns, cid))
+                    finally:
+                        subprocess.run(
+                            ["ip", "netns", "del", netns], check=False, capture_output=True
+                        )
+            requests = api.request_counts()
+            # kmock is an emulator in this process: its own latency per request
+            # is part of (b) and would be ~1 ms against a real API server.
+            probe = []
+            for _ in range(30):
+                start = time.perf_counter()
+                api.get(
+                    "/apis/k8s.cni.cncf.io/v1/namespaces/default/network-attachment-definitions/data"
+                )
+                probe.append((time.perf_counter() - start) * 1000)
+            kmock_ms = statistics.median(probe)
+    finally:
+        subprocess.run(["ip", "link", "del", master], check=False, capture_output=True)
+        subprocess.run(["ip", "link", "del", bridge], check=False, capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(
+        f"bench_meta: eth0 bridge + net1 macvlan, host-local, n={opts.n}, "
+        f"interpreter {os.path.realpath(sys.executable)}"
+    )
+    print(f"{'verb':5} {'direct ms':>10} {'jaring ms':>10} {'ratio':>6} {'overhead ms':>12}")
+    for verb in ("ADD", "DEL"):
+        a = statistics.median(results["direct"][verb])
+        b = statistics.median(results["jaring"][verb])
+        print(f"{verb:5} {a:10.1f} {b:10.1f} {b / a:6.2f} {b - a:12.1f}")
+    requests["POST"] -= opts.n + 1  # the bench's own seeding of pods and the NAD
+    print(
+        "jaring's API requests per pod (ADD+DEL, kmock record):",
+        ", ".join(f"{k} {v / opts.n:.2f}" for k, v in sorted(requests.items()) if v),
+    )
+    print(f"kmock's own latency per GET (median, from this process): {kmock_ms:.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
