@@ -92,20 +92,23 @@ async def request(
         return result
 
 
-def ca_bundle_patch(config: Mapping[str, Any], ca_pem: bytes) -> list[dict[str, Any]]:
-    """JSON patch setting every webhook's `clientConfig.caBundle` (empty when already set)."""
+def ca_bundle_patch(config: Mapping[str, Any], ca_pem: bytes) -> dict[str, Any] | None:
+    """A merge patch giving every webhook `clientConfig.caBundle`; None when all have it.
+
+    `webhooks` is a list, so the patch carries the whole list; the resourceVersion makes
+    the API server refuse it (409) if someone changed the configuration since we read it.
+    """
     wanted = base64.b64encode(ca_pem).decode()
-    ops: list[dict[str, Any]] = []
+    hooks = [dict(h) for h in config.get("webhooks") or []]
+    if all((h.get("clientConfig") or {}).get("caBundle") == wanted for h in hooks):
+        return None
+    for hook in hooks:
+        hook["clientConfig"] = {**(hook.get("clientConfig") or {}), "caBundle": wanted}
+    patch: dict[str, Any] = {"webhooks": hooks}
     version = (config.get("metadata") or {}).get("resourceVersion")
-    for index, hook in enumerate(config.get("webhooks") or []):
-        client = hook.get("clientConfig") or {}
-        if client.get("caBundle") != wanted:
-            path = f"/webhooks/{index}/clientConfig/caBundle"
-            ops.append({"op": "add", "path": path, "value": wanted})
-    if ops and version:
-        # Refuse to patch a configuration someone changed since we read it (409 -> retry).
-        ops.insert(0, {"op": "test", "path": "/metadata/resourceVersion", "value": version})
-    return ops
+    if version:
+        patch["metadata"] = {"resourceVersion": version}
+    return patch
 
 
 async def publish_ca_bundle(
@@ -119,7 +122,7 @@ async def publish_ca_bundle(
         if exc.status == 404:
             return False
         raise
-    ops = ca_bundle_patch(config, ca_pem)
-    if ops:
-        await request(info, "PATCH", path, body=ops, content_type="application/json-patch+json")
+    patch = ca_bundle_patch(config, ca_pem)
+    if patch is not None:
+        await request(info, "PATCH", path, body=patch, content_type="application/merge-patch+json")
     return True

@@ -71,9 +71,7 @@ async def serve(
     clock: Clock = _utcnow,
     check_every: float = 3600.0,
 ) -> None:
-    """Serve until cancelled; certificates are checked every `check_every` seconds."""
-    bundle, _ = certs.ensure(files, hostnames=hostnames, now=clock())
-    await on_renewed(bundle)
+    """Serve until cancelled; the caller has ensured and published the certificates."""
     context = ssl_context(files)
     runner = aiohttp.web.AppRunner(build_app(nads=nads, policy=policy), handle_signals=False)
     await runner.setup()
