@@ -23,6 +23,7 @@ from .netns import Netlink
 
 IFA_F_DADFAILED = 0x08
 IFA_F_TENTATIVE = 0x40
+IFF_LOWER_UP = 0x10000
 SETTLE_TIMEOUT = 10.0
 
 EnableIpv6 = Callable[[str, str], None]
@@ -131,7 +132,8 @@ def configure_iface(
                     Code.OTHER, f"failed to add IP addr {ipc.address} to {ifname!r}", str(exc)
                 ) from None
     gws = _family_gateways(ips)
-    if 6 in gws:
+    if 6 in gws and _has_carrier(ipr, link.index):
+        # Without carrier DAD never ends; the reference waits its full 10 s for nothing.
         settle(ipr, link.index, ifname)
     for route in result.routes:
         version = ipaddress.ip_network(route.dst, strict=False).version
@@ -146,19 +148,30 @@ def configure_iface(
             ) from None
 
 
-def settle(ipr: Netlink, index: int, ifname: str, timeout: float = SETTLE_TIMEOUT) -> None:
-    """Wait until the link's IPv6 addresses finished DAD (ip.SettleAddresses)."""
+def _has_carrier(ipr: Netlink, index: int) -> bool:
+    link = links.by_index(ipr, index)
+    return link is not None and bool(link.flags & IFF_LOWER_UP)
+
+
+def settle(ipr: Netlink, index: int, ifname: str, timeout: float = SETTLE_TIMEOUT) -> bool:
+    """Wait until the link's IPv6 addresses finished DAD (ip.SettleAddresses).
+
+    False on timeout: like the reference, a link without carrier (DAD never
+    runs) still gets its routes; the caller does not fail the ADD for it.
+    """
 
     def settled() -> bool:
         for msg in ipr.addr("dump", index=index, family=10):
             flags = msg.get_attr("IFA_FLAGS") or msg["flags"]
-            if flags & IFA_F_DADFAILED:
-                raise CniError(Code.OTHER, f"link {ifname} has DAD-failed addresses")
-            if flags & IFA_F_TENTATIVE:
+            if flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED):
                 return False
         return True
 
-    links.wait_for(settled, timeout=timeout, what=f"IPv6 addresses on {ifname} to settle")
+    try:
+        links.wait_for(settled, timeout=timeout, what=f"IPv6 addresses on {ifname} to settle")
+    except CniError:
+        return False
+    return True
 
 
 def addresses(ipr: Netlink, index: int) -> set[str]:
