@@ -19,8 +19,8 @@ from .cluster import ENV_KUBECONFIG, Cluster, KmockServer
 from .scripted import Pki
 
 
-@pytest.fixture(scope="session")
-def api_kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, bool]]:
+@pytest.fixture(scope="session", name="api_kubeconfig")
+def api_kubeconfig_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, bool]]:
     """(kubeconfig, is a real cluster) for the whole session."""
     real = os.environ.get(ENV_KUBECONFIG, "")
     if real:
@@ -31,8 +31,8 @@ def api_kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[P
         yield path, False
 
 
-@pytest.fixture
-def cluster(api_kubeconfig: tuple[Path, bool]) -> Iterator[Cluster]:
+@pytest.fixture(name="cluster")
+def cluster_fixture(api_kubeconfig: tuple[Path, bool]) -> Iterator[Cluster]:
     kubeconfig, real = api_kubeconfig
     made = Cluster(kubeconfig=kubeconfig, real=real)
     try:
