@@ -80,7 +80,7 @@ class PodRecord:
     netns: str
     container_id: str
     config: Mapping[str, Any]  # the meta config ADD got: DEL and CHECK send the same
-    state: str = "creating"  # "creating" until ADD succeeded, then "up"
+    state: str = "creating"  # then "adding" once ADD starts, "up" once it succeeded
     since: str = ""
 
     @property
@@ -383,6 +383,8 @@ class Runtime:
                 self.out(message)
             self.host.netns_delete(rec.netns)  # a leftover of a lost record
             self.host.netns_add(rec.netns)
+            rec = replace(rec, state="adding")
+            self._save(rec)
             try:
                 self.cni("ADD", rec.config, rec)
             except CniError as exc:
@@ -445,7 +447,10 @@ class Runtime:
         """
         problems: list[str] = []
         try:
-            self.cni("DEL", rec.config, rec)
+            # Before ADD started there is nothing to DEL, and a DEL would only
+            # make host-local's directories.
+            if rec.state != "creating":
+                self.cni("DEL", rec.config, rec)
         except CniError as exc:
             if strict:
                 raise

@@ -199,72 +199,73 @@ class HostParts:
     def acquire(self, user: str, needs: Sequence[Need]) -> list[str]:
         """Make what is missing, count `user` on what is ours; messages of what was done.
 
-        The record is saved before a part is made, so a crash in between
-        leaves it known and removable. On failure, what this call made is undone.
+        Every part is recorded, in one write, before the first is made, so an
+        interruption leaves them all known and removable. On failure, what
+        this call made is undone.
         """
         messages: list[str] = []
         parts = self.load()
+        to_make: list[Part] = []
+        for need in needs:
+            index = next(
+                (i for i, p in enumerate(parts) if (p.kind, p.name) == (need.kind, need.name)),
+                None,
+            )
+            if index is not None:
+                part = parts[index]
+                if user not in part.users:
+                    parts[index] = replace(part, users=(*part.users, user))
+                if need.kind == "master" and not self.host.link_exists(need.name):
+                    to_make.append(part)
+                    messages.append(
+                        f"host: re-created veth pair {need.name}/{part.peer} ({need.why})"
+                    )
+                continue
+            part_or_none, message = self._new_part(user, need)
+            if part_or_none is not None:
+                parts.append(part_or_none)
+                if need.kind == "master":
+                    to_make.append(part_or_none)
+            if message:
+                messages.append(message)
+        self._save(parts)
         try:
-            for need in needs:
-                parts, message = self._acquire_one(parts, user, need)
-                if message:
-                    messages.append(message)
+            for part in to_make:
+                self.host.add_veth(part.name, part.peer)
         except CniError:
             self.release(user)
             raise
         return messages
 
-    def _acquire_one(
-        self, parts: list[Part], user: str, need: Need
-    ) -> tuple[list[Part], str | None]:
-        index = next(
-            (i for i, p in enumerate(parts) if (p.kind, p.name) == (need.kind, need.name)), None
-        )
-        if index is not None:
-            part = parts[index]
-            if user not in part.users:
-                parts[index] = replace(part, users=(*part.users, user))
-                self._save(parts)
-            if need.kind == "master" and not self.host.link_exists(need.name):
-                self.host.add_veth(need.name, part.peer)
-                return parts, f"host: re-created veth pair {need.name}/{part.peer} ({need.why})"
-            return parts, None
+    def _new_part(self, user: str, need: Need) -> tuple[Part | None, str | None]:
+        """A part to record for a need nobody recorded yet; None when the host has it."""
         host = self.host
         if need.kind == "master":
             if host.link_exists(need.name):
-                return parts, None
+                return None, None
             peer = veth_peer_name(need.name)
-            parts.append(Part(kind="master", name=need.name, peer=peer, users=(user,)))
-            self._save(parts)
-            host.add_veth(need.name, peer)
-            return parts, (
+            return Part(kind="master", name=need.name, peer=peer, users=(user,)), (
                 f"host: created veth pair {need.name}/{peer} as the {need.why} "
                 "(no such link here; removed when its last pod goes down)"
             )
         if need.kind == "bridge":
             if host.link_exists(need.name):
-                return parts, None
-            parts.append(Part(kind="bridge", name=need.name, users=(user,)))
-            self._save(parts)
-            return parts, (
+                return None, None
+            return Part(kind="bridge", name=need.name, users=(user,)), (
                 f"host: bridge {need.name} ({need.why}) is new: the bridge plugin creates it, "
                 "jaringctl removes it when its last pod goes down"
             )
         if need.kind == "forwarding":
             if host.sysctl(need.name) != "0":
-                return parts, None
-            parts.append(Part(kind="forwarding", name=need.name, restore="0", users=(user,)))
-            self._save(parts)
-            return parts, (
+                return None, None
+            return Part(kind="forwarding", name=need.name, restore="0", users=(user,)), (
                 f"host: {need.why} turns on {need.name.replace('/', '.')}; "
                 "jaringctl sets it back to 0 when its last pod goes down"
             )
         if need.kind == "ipamdir":
             if Path(need.name).exists():
-                return parts, None
-            parts.append(Part(kind="ipamdir", name=need.name, users=(user,)))
-            self._save(parts)
-            return parts, None
+                return None, None
+            return Part(kind="ipamdir", name=need.name, users=(user,)), None
         raise CniError(Code.OTHER, f"unknown host part kind {need.kind!r}")
 
     def settle(self, user: str) -> None:
