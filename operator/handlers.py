@@ -133,6 +133,14 @@ def build_registry(
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
+    @kopf.on.probe(registry=registry, id="known_nads")
+    def known_nads(**_: Any) -> int:
+        return len(state.nads)
+
+    @kopf.on.probe(registry=registry, id="pods_using_nads")
+    def pods_using_nads(**_: Any) -> int:
+        return len(state.usage)
+
     # --- NetworkAttachmentDefinitions: validation, status, Events -------------------------
 
     @kopf.on.resume(*NAD, registry=registry, id="validate")

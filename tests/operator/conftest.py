@@ -229,6 +229,19 @@ def free_port() -> int:
 class RunningOperator:
     config: OperatorConfig
     url: str
+    liveness: str
+
+    async def health(self) -> dict[str, Any]:
+        """Kopf's liveness endpoint: the operator's probes (`known_nads`, `pods_using_nads`)."""
+        async with aiohttp.ClientSession() as session, session.get(self.liveness) as resp:
+            return dict(await resp.json())
+
+    async def sees(self, *, nads: int = 0, pods: int = 0) -> bool:
+        try:
+            health = await self.health()
+        except (aiohttp.ClientError, OSError):
+            return False
+        return health.get("known_nads", 0) >= nads and health.get("pods_using_nads", 0) >= pods
 
     def client_ssl(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.config.cert_dir / "ca.crt"))
@@ -248,6 +261,7 @@ class _OperatorThread:
 
     def __init__(self, config: OperatorConfig) -> None:
         self._config = config
+        self.liveness = f"http://127.0.0.1:{free_port()}/healthz"
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
         self.ready = threading.Event()
@@ -260,7 +274,7 @@ class _OperatorThread:
             ready = asyncio.Event()
             watcher = asyncio.create_task(self._relay(ready))
             try:
-                await run(self._config, stop=self._stop, ready=ready)
+                await run(self._config, stop=self._stop, ready=ready, liveness=self.liveness)
             finally:
                 watcher.cancel()
 
@@ -299,7 +313,7 @@ async def running_operator(config: OperatorConfig) -> AsyncIterator[RunningOpera
 
         await _eventually(ready, what="the operator to start")
         url = f"https://localhost:{config.webhook_port}"
-        running = RunningOperator(config, url)
+        running = RunningOperator(config, url, thread.liveness)
         if config.webhooks:
 
             async def listening() -> bool:
