@@ -152,7 +152,9 @@ def parse_resolv_conf(path: str) -> DNS:
         with open(path, encoding="utf-8", errors="replace") as f:
             lines = f.read().splitlines()
     except OSError as exc:
-        raise CniError(Code.IO, f"open {path}: {exc.strerror or exc}") from None
+        reason = str(exc.strerror or exc)
+        # Go spells syscall errors in lower case ("no such file or directory").
+        raise CniError(Code.IO, f"open {path}: {reason[:1].lower()}{reason[1:]}") from None
     nameservers: list[str] = []
     domain = ""
     search: list[str] = []

@@ -110,7 +110,7 @@ class Store:
                 if ip is None or not entry.is_file(follow_symlinks=False):
                     continue
                 try:
-                    with open(entry.path, encoding="utf-8", errors="replace") as f:
+                    with open(entry.path, encoding="utf-8", errors="replace", newline="") as f:
                         data = f.read()
                 except OSError:
                     continue  # released under our feet: tolerate, like the reference
