@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 LEVELS = {
@@ -52,14 +52,39 @@ def main() -> NoReturn:
     setup_logging(stdin)
     from jaring.cni import skel
 
-    from .meta import MetaPlugin
+    from .meta import Environment, MetaPlugin
 
+    plugin = MetaPlugin(Environment(defer_events=True))
     code, out = skel.run(
-        MetaPlugin(), environ=os.environ, stdin=stdin, about="jaring multi-network meta-plugin"
+        plugin, environ=os.environ, stdin=stdin, about="jaring multi-network meta-plugin"
     )
     sys.stdout.buffer.write(out)
     sys.stdout.flush()
+    if plugin.deferred:
+        post_after_answer(plugin.run_deferred)
     raise SystemExit(code)
+
+
+def post_after_answer(job: Callable[[], None]) -> None:
+    """Run `job` in a child that holds none of the runtime's pipes.
+
+    The runtime waits for our exit and for EOF on stdout/stderr; the child
+    closes both first, so Events (best effort by nature) cost the pod nothing.
+    """
+    try:
+        pid = os.fork()
+    except OSError:
+        job()  # no fork: post them now rather than lose them
+        return
+    if pid:
+        return
+    try:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        job()
+    finally:
+        os._exit(0)
 
 
 if __name__ == "__main__":

@@ -138,7 +138,8 @@ class StateCache:
             log.warning("cache %s is unreadable (%s); falling back", path, exc)
             return None
 
-    def save(self, entry: CacheEntry) -> None:
+    def save(self, entry: CacheEntry, *, durable: bool = True) -> None:
+        """Atomic replace; `durable` also syncs the data before the rename."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.path(entry.container_id)
         data = json.dumps(entry.to_json(), separators=(",", ":")).encode()
@@ -146,8 +147,9 @@ class StateCache:
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

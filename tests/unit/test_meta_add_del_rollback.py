@@ -340,3 +340,21 @@ def test_device_info_file_is_announced_reported_in_status_and_removed_on_del(
     assert status[1]["device-info"] == info
     h.plugin.delete(h.req("DEL"))
     assert not path.exists()
+
+
+def test_the_whole_plan_is_cached_before_the_first_delegate_runs(h: Harness) -> None:
+    h.source.pod("default", "p1", networks="net-a,net-b")
+    seen: list[list[str]] = []
+    original = h.executor.__call__
+
+    def peeking(command: str, plugin_type: str, stdin: bytes, runtime: Any) -> Any:
+        if command == "ADD" and not seen:
+            doc = json.loads((h.cache_dir / "c1.json").read_text())
+            seen.append([a["ifname"] for a in doc["attachments"]])
+        return original(command, plugin_type, stdin, runtime)
+
+    h.plugin.env.make_executor = lambda cfg: peeking
+    h.plugin.add(h.req("ADD"))
+    assert seen == [["eth0", "net1", "net2"]]
+    doc = json.loads((h.cache_dir / "c1.json").read_text())
+    assert all(a["result"] for a in doc["attachments"])  # results written at the end
