@@ -430,8 +430,16 @@ class KubeClient:
         stamp = _stamp(path)
         if stamp is None or stamp == self._config_stamp:
             return  # unchanged, or gone for now: keep what we had
-        self.config = KubeConfig.load(path)
-        self._config_stamp = stamp
+        try:
+            config = KubeConfig.load(path)
+        except CniError as exc:
+            # Caught mid-rewrite by a writer that does not rename: the last good
+            # config serves this call; the next call looks again.
+            log.warning(
+                "kubeconfig %s changed but is unusable, keeping the last one: %s", path, exc
+            )
+            return
+        self.config, self._config_stamp = config, stamp
         log.info("kubeconfig %s changed: reloaded", path)
 
     def _token(self) -> str:

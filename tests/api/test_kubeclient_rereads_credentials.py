@@ -63,12 +63,18 @@ def test_rewritten_kubeconfig_is_reloaded(tmp_path: Path) -> None:
             client.get(PATH)
             write_kubeconfig(kc, url, token="renewed")
             client.get(PATH)
-            kc.unlink()  # gone for a moment (being replaced): keep the last good one
+            kc.write_text('{"clusters": [')  # caught mid-rewrite: keep the last good one
+            client.get(PATH)
+            kc.unlink()  # gone for a moment (being replaced): the same
+            client.get(PATH)
+            write_kubeconfig(kc, url, token="third")
             client.get(PATH)
     assert [s.headers["Authorization"] for s in script.seen] == [
         "Bearer old",
         "Bearer renewed",
         "Bearer renewed",
+        "Bearer renewed",
+        "Bearer third",
     ]
 
 

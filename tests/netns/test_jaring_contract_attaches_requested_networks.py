@@ -71,6 +71,22 @@ def test_short_form_attaches_net1_and_reports_it(
     ]
 
 
+def test_added_interfaces_are_announced_as_events(
+    host: Host, runtime: Runtime, cluster: Cluster
+) -> None:
+    cluster.nad("data", host.macvlan("data"))
+    box = sandbox(host, cluster, "web", networks="data")
+    assert call(runtime, "ADD", box).ok
+    links = host.links(box.netns)
+    events = [e for e in cluster.events() if e["involvedObject"]["name"] == "web"]
+    assert {e["reason"] for e in events} == {"AddedInterface"}
+    assert all(e["type"] == "Normal" and e["involvedObject"]["uid"] == box.uid for e in events)
+    messages = " ".join(e["message"] for e in events)
+    for ifname in ("eth0", "net1"):
+        assert ifname in messages
+        assert links[ifname].addrs[0].split("/")[0] in messages
+
+
 def test_json_form_and_named_interfaces(host: Host, runtime: Runtime, cluster: Cluster) -> None:
     cluster.nad("data", host.macvlan("data"))
     other = cluster.add_namespace(cluster.namespace + "-o")

@@ -68,6 +68,13 @@ def test_del_with_the_api_server_unreachable(
     assert_released(host, box)
 
 
+def test_del_with_the_kubeconfig_gone(host: Host, runtime: Runtime, cluster: Cluster) -> None:
+    box = added(host, runtime, cluster)
+    delete = call(runtime, "DEL", box, conf=runtime.conf | {"kubeconfig": str(host.tmp / "gone")})
+    assert delete.ok, (delete.doc, delete.stderr)
+    assert_released(host, box)
+
+
 @pytest.mark.parametrize("netns_given", [True, False], ids=["vanished-netns", "empty-netns"])
 def test_del_after_the_netns_is_gone(
     host: Host, runtime: Runtime, cluster: Cluster, netns_given: bool
