@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kapi import ApiServer
 
 CNI_PATH = os.environ.get("JARING_BENCH_CNI_PATH", "/usr/lib/cni")
-JARING = Path(sys.executable).parent / "jaring"
+JARING = Path(os.environ.get("JARING_BENCH_BINARY") or Path(sys.executable).parent / "jaring")
 
 
 def ip(*args: str) -> None:
@@ -43,6 +44,7 @@ def cni(
     ifname: str,
     cid: str,
     args: str = "",
+    binary: Path = JARING,
 ) -> bytes:
     env = {
         "CNI_COMMAND": command,
@@ -53,28 +55,70 @@ def cni(
         "CNI_ARGS": args,
         "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
     }
-    binary = str(JARING) if plugin == "jaring" else f"{CNI_PATH}/{plugin}"
+    exe = str(binary) if plugin == "jaring" else f"{CNI_PATH}/{plugin}"
     proc = subprocess.run(
-        [binary], input=json.dumps(conf).encode(), env=env, capture_output=True, check=False
+        [exe], input=json.dumps(conf).encode(), env=env, capture_output=True, check=False
     )
     if proc.returncode != 0:
         raise RuntimeError(f"{plugin} {command} failed: {proc.stdout!r} {proc.stderr!r}")
     return proc.stdout
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def sequence(
-    command: str, steps: list[tuple[str, dict[str, Any], str, str]], netns: str, cid: str
-) -> float:
-    """Run each (plugin, config, ifname, CNI_ARGS) step; return the wall time in ms."""
-    start = time.perf_counter()
+    command: str,
+    steps: list[tuple[str, dict[str, Any], str, str]],
+    netns: str,
+    cid: str,
+    binary: Path,
+) -> tuple[float, float]:
+    """Run each (plugin, config, ifname, CNI_ARGS) step: (wall ms, CPU ms).
+
+    CPU time (user + system of the processes run and waited for) is far less
+    sensitive than wall time to whatever else the machine is doing.
+    """
+    start, cpu = time.perf_counter(), _children_cpu()
     for plugin, conf, ifname, args in steps:
-        cni(plugin, command, conf, netns=netns, ifname=ifname, cid=cid, args=args)
-    return (time.perf_counter() - start) * 1000
+        cni(plugin, command, conf, netns=netns, ifname=ifname, cid=cid, args=args, binary=binary)
+    return (time.perf_counter() - start) * 1000, (_children_cpu() - cpu) * 1000
+
+
+def user_install(tmp: Path) -> Path | None:
+    """A plain (non-editable) install of this checkout, as a user's node has.
+
+    The development venv's editable finder costs every start a few ms that
+    no user pays. None when the install cannot be made (then the venv's).
+    """
+    venv = tmp / "user-venv"
+    root = Path(__file__).resolve().parents[1]
+    steps = [
+        [sys.executable, "-m", "venv", str(venv)],
+        [str(venv / "bin" / "pip"), "install", "-q", "setuptools>=69"],
+        [
+            str(venv / "bin" / "pip"),
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            str(root),
+        ],
+    ]
+    for step in steps:
+        if subprocess.run(step, capture_output=True, check=False).returncode != 0:
+            return None
+    return venv / "bin" / "jaring"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=30, help="iterations per variant")
+    parser.add_argument(
+        "--dev-venv", action="store_true", help="measure the venv's jaring, not a plain install"
+    )
     opts = parser.parse_args()
     if os.geteuid() != 0:
         print("bench_meta: needs root (network namespaces)", file=sys.stderr)
@@ -82,6 +126,9 @@ def main() -> int:
     tag = uuid.uuid4().hex[:6]
     bridge, master, peer = f"jbb{tag}", f"jbm{tag}", f"jbp{tag}"
     tmp = Path(tempfile.mkdtemp(prefix="jaring-bench-"))
+    jaring_binary = JARING
+    if not opts.dev_venv and "JARING_BENCH_BINARY" not in os.environ:
+        jaring_binary = user_install(tmp) or JARING
     cluster = {
         "cniVersion": "1.0.0",
         "name": f"bench-cluster-{tag}",
@@ -100,7 +147,7 @@ def main() -> int:
     }
     ip("link", "add", master, "type", "veth", "peer", "name", peer)
     ip("link", "set", master, "up")
-    results: dict[str, dict[str, list[float]]] = {
+    results: dict[str, dict[str, list[tuple[float, float]]]] = {
         "direct": {"ADD": [], "DEL": []},
         "jaring": {"ADD": [], "DEL": []},
     }
@@ -133,9 +180,13 @@ def main() -> int:
                                 f"K8S_POD_UID={uid};K8S_POD_INFRA_CONTAINER_ID={cid}"
                             )
                             steps = [("jaring", meta, "eth0", args)]
-                        results[variant]["ADD"].append(sequence("ADD", steps, netns, cid))
+                        results[variant]["ADD"].append(
+                            sequence("ADD", steps, netns, cid, jaring_binary)
+                        )
                         steps.reverse()
-                        results[variant]["DEL"].append(sequence("DEL", steps, netns, cid))
+                        results[variant]["DEL"].append(
+                            sequence("DEL", steps, netns, cid, jaring_binary)
+                        )
                     finally:
                         subprocess.run(
                             ["ip", "netns", "del", netns], check=False, capture_output=True
@@ -159,11 +210,13 @@ def main() -> int:
         f"bench_meta: eth0 bridge + net1 macvlan, host-local, n={opts.n}, "
         f"interpreter {os.path.realpath(sys.executable)}"
     )
-    print(f"{'verb':5} {'direct ms':>10} {'jaring ms':>10} {'ratio':>6} {'overhead ms':>12}")
+    print(f"jaring binary: {jaring_binary}")
+    print(f"{'':9} {'direct ms':>10} {'jaring ms':>10} {'ratio':>6} {'overhead ms':>12}")
     for verb in ("ADD", "DEL"):
-        a = statistics.median(results["direct"][verb])
-        b = statistics.median(results["jaring"][verb])
-        print(f"{verb:5} {a:10.1f} {b:10.1f} {b / a:6.2f} {b - a:12.1f}")
+        for column, label in ((0, "wall"), (1, "cpu")):
+            a = statistics.median(r[column] for r in results["direct"][verb])
+            b = statistics.median(r[column] for r in results["jaring"][verb])
+            print(f"{verb:4} {label:4} {a:10.1f} {b:10.1f} {b / a:6.2f} {b - a:12.1f}")
     requests["POST"] -= opts.n + 1  # the bench's own seeding of pods and the NAD
     print(
         "jaring's API requests per pod (ADD+DEL, kmock record):",
