@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -53,12 +53,19 @@ def _derived(req: Request, command: str, ipam: Mapping[str, Any]) -> Request:
     return replace(req, command=command, stdin=stdin, config=config)
 
 
+Loader = Callable[[str], Plugin | None]
+
+
 def _run(
-    req: Request, command: str, ipam: Mapping[str, Any], executor: Executor | None
+    req: Request,
+    command: str,
+    ipam: Mapping[str, Any],
+    executor: Executor | None,
+    loader: Loader,
 ) -> Result | None:
     plugin_type = ipam_type(ipam)
     sub = _derived(req, command, ipam)
-    plugin = native_ipam(plugin_type) if executor is None else None
+    plugin = loader(plugin_type) if executor is None else None
     if plugin is None:
         runtime = Runtime(
             container_id=sub.container_id,
@@ -93,31 +100,62 @@ def _run(
     return None
 
 
-def ipam_add(req: Request, ipam: Mapping[str, Any], *, executor: Executor | None = None) -> Result:
+def ipam_add(
+    req: Request,
+    ipam: Mapping[str, Any],
+    *,
+    executor: Executor | None = None,
+    loader: Loader = native_ipam,
+) -> Result:
     """Allocate: the IPAM plugin's result (ips, routes, dns; no interfaces).
 
-    `executor` forces the exec path (tests, or a config that asks for the binary).
+    `executor` forces the exec path (tests, or a config that asks for the binary);
+    `loader` finds the in-process plugin for a type (None: exec it).
     """
-    result = _run(req, "ADD", ipam, executor)
+    result = _run(req, "ADD", ipam, executor, loader)
     assert result is not None  # _run returns a result for ADD or raises
     return result
 
 
-def ipam_del(req: Request, ipam: Mapping[str, Any], *, executor: Executor | None = None) -> None:
+def ipam_del(
+    req: Request,
+    ipam: Mapping[str, Any],
+    *,
+    executor: Executor | None = None,
+    loader: Loader = native_ipam,
+) -> None:
     """Release; succeeds when nothing is allocated."""
-    _run(req, "DEL", ipam, executor)
+    _run(req, "DEL", ipam, executor, loader)
 
 
-def ipam_check(req: Request, ipam: Mapping[str, Any], *, executor: Executor | None = None) -> None:
+def ipam_check(
+    req: Request,
+    ipam: Mapping[str, Any],
+    *,
+    executor: Executor | None = None,
+    loader: Loader = native_ipam,
+) -> None:
     """Verify the allocation ADD made still exists."""
-    _run(req, "CHECK", ipam, executor)
+    _run(req, "CHECK", ipam, executor, loader)
 
 
-def ipam_status(req: Request, ipam: Mapping[str, Any], *, executor: Executor | None = None) -> None:
+def ipam_status(
+    req: Request,
+    ipam: Mapping[str, Any],
+    *,
+    executor: Executor | None = None,
+    loader: Loader = native_ipam,
+) -> None:
     """Ready to allocate (CNI 1.1.0 STATUS)."""
-    _run(req, "STATUS", ipam, executor)
+    _run(req, "STATUS", ipam, executor, loader)
 
 
-def ipam_gc(req: Request, ipam: Mapping[str, Any], *, executor: Executor | None = None) -> None:
+def ipam_gc(
+    req: Request,
+    ipam: Mapping[str, Any],
+    *,
+    executor: Executor | None = None,
+    loader: Loader = native_ipam,
+) -> None:
     """Release what is not in the request's `cni.dev/valid-attachments` (CNI 1.1.0 GC)."""
-    _run(req, "GC", ipam, executor)
+    _run(req, "GC", ipam, executor, loader)
