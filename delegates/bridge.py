@@ -46,7 +46,8 @@ class BridgeConf:
     mac: str
 
     @classmethod
-    def parse(cls, req: Request) -> BridgeConf:
+    def parse(cls, req: Request, *, for_add: bool = True) -> BridgeConf:
+        """The config; the ADD-only rules are skipped for DEL, which must always clean up."""
         conf = req.config
         default_gw = opt_bool(conf, "isDefaultGateway")
         parsed = cls(
@@ -68,7 +69,7 @@ class BridgeConf:
             raise CniError(
                 Code.INVALID_CONFIG, "invalid VLAN ID", f"{parsed.vlan} (must be 0-4094)"
             )
-        if parsed.hairpin and parsed.promisc:
+        if for_add and parsed.hairpin and parsed.promisc:
             raise CniError(
                 Code.INVALID_CONFIG,
                 "cannot set hairpin mode and promiscuous mode at the same time.",
@@ -125,7 +126,9 @@ class BridgePlugin:
         write_sysctl: Callable[[str, str], None] = addrs.write_sysctl,
         masq_runner: masq.Runner = masq.run_tool,
         nft_runner: spoofcheck.Runner = spoofcheck.run_nft,
+        pod_sysctl: Callable[[str, dict[str, str]], None] = addrs.pod_sysctl,
     ) -> None:
+        self.pod_sysctl = pod_sysctl
         self.ipam = ipam or attach.Ipam()
         self.write_sysctl = write_sysctl
         self.masq_runner = masq_runner
@@ -135,7 +138,7 @@ class BridgePlugin:
     def add(self, req: Request) -> Result:
         conf = BridgeConf.parse(req)
         links.check_name(req.ifname)
-        with ExitStack() as undo, netns.host() as host, netns.pod(req.netns) as pod:
+        with netns.host() as host, netns.pod(req.netns) as pod, ExitStack() as undo:
             br = self._ensure_bridge(host, conf, undo)
             with netns.fd(req.netns) as pod_fd:
                 host_veth = self._veth(host, pod, conf, br, undo, ifname=req.ifname, pod_fd=pod_fd)
@@ -152,10 +155,15 @@ class BridgePlugin:
                 draft = attach.result(
                     req, interfaces=tuple(interfaces), ipam_result=ipam_result, pod_index=2
                 )
-                if any(ipaddress.ip_interface(i.address).version == 6 for i in draft.ips):
-                    # As the reference 1.1.1 does for every IPv6 pod: hairpin or promisc
-                    # echo neighbour solicitations back, so DAD would fail.
-                    addrs.pod_sysctl(req.netns, {f"net.ipv6.conf.{req.ifname}.accept_dad": "0"})
+                # As the reference 1.1.1 leaves every layer-3 pod veth: announce on up,
+                # no DAD (hairpin or promisc echo neighbour solicitations back).
+                self.pod_sysctl(
+                    req.netns,
+                    {
+                        f"net.ipv4.conf.{req.ifname}.arp_notify": "1",
+                        f"net.ipv6.conf.{req.ifname}.accept_dad": "0",
+                    },
+                )
                 addrs.configure_iface(
                     pod, netns_path=req.netns, ifname=req.ifname, result=draft, iface_index=2
                 )
@@ -310,7 +318,7 @@ class BridgePlugin:
 
     # DEL ---------------------------------------------------------------
     def delete(self, req: Request) -> None:
-        conf = BridgeConf.parse(req)
+        conf = BridgeConf.parse(req, for_add=False)
         if conf.ipam:
             self.ipam.delete(req, conf.ipam)
         if req.netns and netns.exists(req.netns):

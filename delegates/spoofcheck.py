@@ -50,14 +50,14 @@ def setup(ref: str, *, host_iface: str, mac: str, run: Runner = run_nft) -> None
             f"add table bridge {TABLE}",
             f"add chain bridge {TABLE} {BASE_CHAIN} "
             "{ type filter hook prerouting priority -300; policy accept; }",
-            f'add chain bridge {TABLE} "{chain}"',
-            f'add chain bridge {TABLE} "{chain}-mac"',
-            f'flush chain bridge {TABLE} "{chain}"',
-            f'flush chain bridge {TABLE} "{chain}-mac"',
-            f'add rule bridge {TABLE} {BASE_CHAIN} iifname "{host_iface}" jump "{chain}" {comment}',
-            f'add rule bridge {TABLE} "{chain}" jump "{chain}-mac" {comment}',
-            f'add rule bridge {TABLE} "{chain}-mac" ether saddr {mac} return {comment}',
-            f'add rule bridge {TABLE} "{chain}-mac" drop {comment}',
+            f"add chain bridge {TABLE} {chain}",
+            f"add chain bridge {TABLE} {chain}-mac",
+            f"flush chain bridge {TABLE} {chain}",
+            f"flush chain bridge {TABLE} {chain}-mac",
+            f'add rule bridge {TABLE} {BASE_CHAIN} iifname "{host_iface}" jump {chain} {comment}',
+            f"add rule bridge {TABLE} {chain} jump {chain}-mac {comment}",
+            f"add rule bridge {TABLE} {chain}-mac ether saddr {mac} return {comment}",
+            f"add rule bridge {TABLE} {chain}-mac drop {comment}",
         ]
     )
     code, out, err = run(["-f", "-"], script + "\n")
@@ -77,10 +77,10 @@ def teardown(ref: str, *, run: Runner = run_nft) -> None:
                 script.append(f"delete rule bridge {TABLE} {BASE_CHAIN} handle {found.group(1)}")
     for name in (chain, f"{chain}-mac"):
         if run(["list", "chain", "bridge", TABLE, name], "")[0] == 0:
-            script.append(f'flush chain bridge {TABLE} "{name}"')
+            script.append(f"flush chain bridge {TABLE} {name}")
     for name in (chain, f"{chain}-mac"):
         if run(["list", "chain", "bridge", TABLE, name], "")[0] == 0:
-            script.append(f'delete chain bridge {TABLE} "{name}"')
+            script.append(f"delete chain bridge {TABLE} {name}")
     if not script:
         return
     code, out, err = run(["-f", "-"], "\n".join(script) + "\n")

@@ -107,7 +107,7 @@ class SubLinkPlugin:
 
     def add(self, req: Request) -> Result:
         links.check_name(req.ifname)
-        with ExitStack() as undo, netns.host() as host, netns.pod(req.netns) as pod:
+        with netns.host() as host, netns.pod(req.netns) as pod, ExitStack() as undo:
             conf = self.parse(req, host)
             master = links.get(host, conf.master)
             if master is None:
