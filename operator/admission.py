@@ -111,9 +111,8 @@ def _quantity(value: object) -> int:
 def resource_patch(pod: Mapping[str, Any], wanted: Mapping[str, int]) -> tuple[dict[str, Any], ...]:
     """JSON patch ops putting `wanted` into the first container's requests and limits.
 
-    A container already asking for at least as many keeps its value (the user knows
-    better); requests and limits are set equal, as Kubernetes demands for extended
-    resources.
+    Each resource ends up with requests == limits (Kubernetes demands it for extended
+    resources) at the larger of what the user asked for and one per attachment.
     """
     containers = (pod.get("spec") or {}).get("containers") or []
     if not wanted or not containers:
@@ -123,18 +122,24 @@ def resource_patch(pod: Mapping[str, Any], wanted: Mapping[str, int]) -> tuple[d
     if not isinstance(resources, dict):
         counts = {k: str(v) for k, v in sorted(wanted.items())}
         return ({"op": "add", "path": base, "value": {"requests": counts, "limits": counts}},)
+    sections = {
+        name: section if isinstance(section := resources.get(name), dict) else None
+        for name in ("requests", "limits")
+    }
+    targets = {
+        key: str(max([count] + [_quantity(s[key]) for s in sections.values() if s and key in s]))
+        for key, count in sorted(wanted.items())
+    }
     ops: list[dict[str, Any]] = []
-    for section in ("requests", "limits"):
-        current = resources.get(section)
-        if not isinstance(current, dict):
-            value = {k: str(v) for k, v in sorted(wanted.items())}
-            ops.append({"op": "add", "path": f"{base}/{section}", "value": value})
+    for name, current in sections.items():
+        if current is None:
+            ops.append({"op": "add", "path": f"{base}/{name}", "value": dict(targets)})
             continue
-        for key, count in sorted(wanted.items()):
-            if key in current and _quantity(current[key]) >= count:
+        for key, target in targets.items():
+            if key in current and str(current[key]) == target:
                 continue
             op = "replace" if key in current else "add"
-            ops.append({"op": op, "path": f"{base}/{section}/{_escape(key)}", "value": str(count)})
+            ops.append({"op": op, "path": f"{base}/{name}/{_escape(key)}", "value": target})
     return tuple(ops)
 
 
