@@ -105,6 +105,11 @@ class Host:
             if p.is_file() and p.name[:1].isdigit() and not p.name.startswith("last_reserved")
         )
 
+    def routes(self, netns: str, *, family: str = "-4") -> list[dict[str, Any]]:
+        out = sh("ip", "-n", netns, family, "-j", "route", "show")
+        routes: list[dict[str, Any]] = json.loads(out or "[]")
+        return routes
+
     def host_veths(self) -> list[str]:
         """Host ends the bridge plugin attached to our bridge."""
         out = sh("ip", "-j", "link", "show", "master", self.bridge, check=False)
@@ -186,10 +191,22 @@ class Runtime:
             "CNI_ARGS": args,
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
         }
+        return self._exec(env, conf or self.conf)
+
+    def call_plugin_wide(self, command: str, *, conf: Mapping[str, Any] | None = None) -> Call:
+        """STATUS and GC: no container, only the config (CNI 1.1)."""
+        env = {
+            "CNI_COMMAND": command,
+            "CNI_PATH": self.cni_path,
+            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        }
+        return self._exec(env, conf or self.conf)
+
+    def _exec(self, env: Mapping[str, str], conf: Mapping[str, Any]) -> Call:
         done = subprocess.run(
             [str(JARING)],
-            input=json.dumps(conf or self.conf).encode(),
-            env=env,
+            input=json.dumps(conf).encode(),
+            env=dict(env),
             capture_output=True,
             check=False,
             timeout=60,
