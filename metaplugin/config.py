@@ -19,6 +19,8 @@ DEFAULT_CACHE_DIR = "/var/lib/cni/jaring"
 DEFAULT_BIN_DIR = "/opt/cni/bin"
 DEFAULT_SOCKET = "/run/jaring/jaring.sock"
 DEFAULT_DEVINFO_DIR = "/var/run/k8s.cni.cncf.io/devinfo"
+# Where the kubelet records device-plugin allocations (the path Multus reads).
+DEFAULT_CHECKPOINT = "/var/lib/kubelet/device-plugins/kubelet_internal_checkpoint"
 LOG_LEVELS = ("debug", "verbose", "error", "panic")
 
 
@@ -57,6 +59,7 @@ class MetaConfig:
     daemon_socket: str = DEFAULT_SOCKET
     devinfo_dir: str = DEFAULT_DEVINFO_DIR
     events: bool = True
+    kubelet_checkpoint: str = DEFAULT_CHECKPOINT
 
 
 def _get(doc: Mapping[str, Any], key: str, kind: type | tuple[type, ...], default: Any) -> Any:
@@ -161,4 +164,6 @@ def parse_config(doc: Mapping[str, Any]) -> MetaConfig:
         daemon_socket=_get(doc, "daemonSocket", str, DEFAULT_SOCKET),
         devinfo_dir=_get(doc, "deviceInfoDir", str, DEFAULT_DEVINFO_DIR) or DEFAULT_DEVINFO_DIR,
         events=_get(doc, "events", bool, True),
+        kubelet_checkpoint=_get(doc, "kubeletCheckpoint", str, DEFAULT_CHECKPOINT)
+        or DEFAULT_CHECKPOINT,
     )

@@ -26,6 +26,7 @@ from jaring.cni.netconf import NetworkConfig
 from jaring.cni.plugin import Request
 from jaring.cni.types import Result, Route
 
+from . import devices
 from . import plan as planning
 from . import status as netstatus
 from .config import MetaConfig, parse_config
@@ -186,6 +187,10 @@ class MetaPlugin:
             runtime_config=runtime_config if isinstance(runtime_config, dict) else None,
             lookup=lookup,
             container_id=req.container_id,
+            pod_devices=lambda: devices.load_pod_devices(
+                cfg.kubelet_checkpoint,
+                pod_uid=(pod.uid if pod else "") or req.arg("K8S_POD_UID") or "",
+            ),
         )
         executor = self.env.make_executor(cfg)
         cache = StateCache(cfg.cache_dir)

@@ -16,7 +16,7 @@ from typing import Any
 from jaring.cni.errors import CniError, Code
 from jaring.cni.netconf import NetworkConfig
 
-from . import networks, runtimeconf, selection
+from . import devices, networks, runtimeconf, selection
 from .config import MetaConfig
 from .ids import IfName, NadName, Namespace
 from .selection import Attachment, NetworkRef
@@ -123,8 +123,13 @@ def build_plan(
     runtime_config: Mapping[str, Any] | None,
     lookup: NadLookup | None,
     container_id: str = "",
+    pod_devices: Callable[[], devices.PodDevices] | None = None,
 ) -> tuple[Step, ...]:
-    """Every delegate call for one pod ADD, cluster network first."""
+    """Every delegate call for one pod ADD, cluster network first.
+
+    `pod_devices` reads the kubelet's device allocation; it is called only
+    when a selected NAD names a resource.
+    """
     override = (
         selection.default_network_override(pod.annotations, pod_namespace=pod.namespace)
         if pod is not None
@@ -151,14 +156,35 @@ def build_plan(
             ", ".join(str(a.network) for a in routes),
         )
     ifnames = selection.assign_ifnames(attachments, cluster_ifname=cluster_ifname)
+    allocator = _LazyAllocator(pod_devices)
     for attachment, ifname in zip(attachments, ifnames, strict=True):
-        steps.append(_step(cfg, attachment, ifname, lookup, container_id=container_id))
+        steps.append(
+            _step(cfg, attachment, ifname, lookup, container_id=container_id, allocator=allocator)
+        )
     return tuple(steps)
 
 
 def device_info_path(cfg: MetaConfig, ref: NetworkRef, container_id: str, ifname: IfName) -> str:
     """device-info-spec v1.1.0: one file per attachment under `<devinfo>/cni/`."""
     return f"{cfg.devinfo_dir}/cni/{ref.namespace}-{ref.name}-{container_id}-{ifname}-device.json"
+
+
+class _LazyAllocator:
+    """Reads the kubelet checkpoint on first need only."""
+
+    def __init__(self, load: Callable[[], devices.PodDevices] | None) -> None:
+        self.load = load
+        self.allocator: devices.DeviceAllocator | None = None
+
+    def take(self, resource: str, *, network: str) -> str:
+        if self.allocator is None:
+            found = (
+                self.load()
+                if self.load is not None
+                else devices.PodDevices(problem="no kubelet device information in this mode")
+            )
+            self.allocator = devices.DeviceAllocator(found)
+        return self.allocator.take(resource, network=network)
 
 
 def _step(
@@ -168,6 +194,7 @@ def _step(
     lookup: NadLookup | None,
     *,
     container_id: str,
+    allocator: _LazyAllocator,
 ) -> Step:
     ref = attachment.network
     nad = lookup(ref.namespace, ref.name) if lookup is not None else None
@@ -186,6 +213,11 @@ def _step(
     merged = runtimeconf.merge_cni_args(_nad_args(config), attachment.cni_args)
     if attachment.cni_args:
         config = config.with_cni_args(merged)
+    resource = nad.annotations.get(devices.RESOURCE_ANNOTATION, "") if nad is not None else ""
+    device_id = ""
+    if resource and not config.plugins[0].get("deviceID"):
+        device_id = allocator.take(resource, network=str(ref))
+        config = devices.with_device_id(config, device_id)
     capabilities = config.capabilities()
     device_info = (
         device_info_path(cfg, ref, container_id, ifname)
@@ -196,6 +228,8 @@ def _step(
     runtime = runtimeconf.attachment_runtime_config(
         attachment, capabilities=capabilities, device_info_file=device_info or None
     )
+    if device_id and "deviceID" in capabilities:
+        runtime["deviceID"] = device_id  # reference host-device reads it here
     return Step(
         network=str(ref),
         ifname=ifname,
