@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import kopf
 from jaring.operator import certs, kubeapi, validation, webhook
 from jaring.operator.config import OperatorConfig
@@ -112,9 +113,14 @@ def build_registry(
                 bundle, _ = certs.ensure(files, hostnames=config.hostnames, now=clock())
                 await _publish(bundle)
                 break
-            except (kubeapi.ApiError, kopf.TemporaryError, OSError) as exc:
+            except (kopf.TemporaryError, OSError, aiohttp.ClientError) as exc:
                 log.warning("publishing the webhook CA failed, retrying: %s", exc)
                 await asyncio.sleep(config.retry_delay)
+            except kubeapi.ApiError as exc:
+                # Not transient (RBAC, a broken configuration): someone has to fix it;
+                # keep trying, less often, so the fix takes effect without a restart.
+                log.error("publishing the webhook CA failed: %s", exc)
+                await asyncio.sleep(config.retry_delay * (1 if exc.transient else 6))
         await webhook.serve(
             endpoint=webhook.Endpoint(config.webhook_host, config.webhook_port),
             files=files,
