@@ -75,9 +75,10 @@ class SubLinkPlugin:
         self.pod_sysctl = pod_sysctl
 
     def parse(self, req: Request, host: Netlink | None) -> SubConf:
+        """The config; without `host` (DEL) nothing ADD-only is resolved or refused."""
         conf = req.config
         mode = opt_str(conf, "mode", self.flavour.default_mode) or self.flavour.default_mode
-        if mode not in self.flavour.modes:
+        if mode not in self.flavour.modes and host is not None:
             raise CniError(
                 Code.INVALID_CONFIG,
                 f"unknown {self.flavour.kind} mode: {mode}",
@@ -126,6 +127,9 @@ class SubLinkPlugin:
             ipam_result = self._ipam_result(req, conf, undo)
             out = attach.result(req, interfaces=(interface,), ipam_result=ipam_result, pod_index=0)
             if ipam_result is not None:
+                if self.flavour.arp_notify:
+                    # The reference turns arp_notify on for layer-3 macvlans only.
+                    self.pod_sysctl(req.netns, {f"net.ipv4.conf.{req.ifname}.arp_notify": "1"})
                 addrs.configure_iface(
                     pod, netns_path=req.netns, ifname=req.ifname, result=out, iface_index=0
                 )
@@ -180,8 +184,6 @@ class SubLinkPlugin:
                 ) from None
         created = links.require(pod, temp, self.flavour.kind)
         undo.callback(_delete_index, pod, created.index)
-        if self.flavour.arp_notify:
-            self.pod_sysctl(req.netns, {f"net.ipv4.conf.{temp}.arp_notify": "1"})
         if links.get(pod, req.ifname) is not None:
             raise CniError(Code.OTHER, f"interface {req.ifname!r} already exists in the pod")
         pod.link("set", index=created.index, ifname=req.ifname)
