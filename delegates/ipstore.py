@@ -119,17 +119,30 @@ class Store:
     def _matching(
         self, container_id: str, ifname: str
     ) -> tuple[list[tuple[IPAddress, str]], list[tuple[IPAddress, str]]]:
-        """Files of this owner: (`id\\r\\nifname` ones, pre-ifname `id`-only ones)."""
+        """Files of this owner: (`id\\r\\nifname` ones, pre-ifname `id`-only ones).
+
+        Compares bytes before parsing names: this runs on every ADD over every
+        address of the network (the reference walks the directory the same way).
+        """
+        legacy_key = container_id.strip().encode()
+        exact_key = legacy_key + LINE_BREAK.encode() + ifname.encode()
         exact: list[tuple[IPAddress, str]] = []
         legacy: list[tuple[IPAddress, str]] = []
-        want = container_id.strip()
-        for ip, owner, path in self.allocations():
-            if owner.container_id != want:
-                continue
-            if owner.ifname == ifname:
-                exact.append((ip, path))
-            elif owner.ifname == "":
-                legacy.append((ip, path))
+        with os.scandir(self.dir) as entries:
+            for entry in entries:
+                name = entry.name
+                if name == LOCK_NAME or name.startswith((LAST_IP_PREFIX, TEMP_PREFIX)):
+                    continue
+                data = _read_small(entry.path).strip()
+                if data == exact_key:
+                    found = exact
+                elif data == legacy_key:
+                    found = legacy
+                else:
+                    continue
+                ip = parse_ip(name)
+                if ip is not None and entry.is_file(follow_symlinks=False):
+                    found.append((ip, entry.path))
         return exact, legacy
 
     def get_by_id(self, container_id: str, ifname: str) -> list[IPAddress]:
@@ -162,6 +175,20 @@ class Store:
                 if entry.name.startswith(TEMP_PREFIX):
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(entry.path)
+
+
+def _read_small(path: str) -> bytes:
+    """An address file's bytes; b"" when it vanished or is not a readable file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return b""
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
 
 
 def _create_exclusive(path: str, data: str) -> bool:
