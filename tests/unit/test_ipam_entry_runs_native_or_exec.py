@@ -162,3 +162,12 @@ def test_a_native_plugin_bug_becomes_a_cni_error(tmp_path: Path) -> None:
         ipam.ipam_add(request("ADD", link_conf(section)), section, loader=lambda _: Broken())
     assert err.value.code == Code.OTHER
     assert "KeyError" in err.value.details
+
+
+def test_the_registry_finds_the_same_plugins_the_meta_plugin_runs() -> None:
+    from jaring.cni import registry
+    from jaring.delegates import hostlocal, static
+
+    assert registry.load("host-local") is hostlocal.PLUGIN is ipam.native_ipam("host-local")
+    assert registry.load("static") is static.PLUGIN is ipam.native_ipam("static")
+    assert ipam.native_ipam("dhcp") is None
