@@ -13,12 +13,8 @@ import fcntl
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NewType
 
 from .ipamconf import IPAddress, parse_ip
-
-ContainerID = NewType("ContainerID", str)
-IfName = NewType("IfName", str)
 
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 LINE_BREAK = "\r\n"
