@@ -166,7 +166,7 @@ class Runner:
 
 # --- snapshots --------------------------------------------------------------
 
-LINK_KEYS = ("ifname", "link_type", "mtu", "txqlen", "operstate", "promiscuity", "qdisc")
+LINK_KEYS = ("ifname", "ifalias", "link_type", "mtu", "txqlen", "operstate", "promiscuity", "qdisc")
 
 
 def _flags(flags: list[str]) -> list[str]:
