@@ -38,8 +38,20 @@ class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]  # kmock's attrs
     `metadata.resourceVersion` (Kopf's consistency checks after its own patches)."""
 
     _versions = itertools.count(1)
+    _inflight: dict[int, Any] = {}  # noqa: RUF012  # one emulator per process at a time
 
     async def _handle(self, request: Any) -> Any:
+        # kmock keeps every request for assertions and routes each new one by scanning
+        # that history: quadratic. Nothing here asserts on history: keep only the requests
+        # still being served (routing looks for the current one in the history).
+        self._inflight[id(request)] = request
+        self._requests[:] = [r for r in self._requests if id(r) in self._inflight]
+        try:
+            return await self._handle_tracked(request)
+        finally:
+            self._inflight.pop(id(request), None)
+
+    async def _handle_tracked(self, request: Any) -> Any:
         if isinstance(request.data, dict) and request.resource is not None:
             meta = request.data.setdefault("metadata", {})
             if request.action == kmock.action.CREATE:
