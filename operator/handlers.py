@@ -90,7 +90,6 @@ def build_registry(
         settings.persistence.finalizer = f"{prefix}/in-use"
         # Only our own Events reach the API; Kopf's per-handler chatter stays in the log.
         settings.posting.level = logging.WARNING
-        settings.networking.error_backoffs = [1, 2, 5, 10]
         if config.webhooks:
             memo.webhook_task = asyncio.create_task(_serve_webhooks(), name="jaring webhooks")
 

@@ -24,6 +24,7 @@ import aiohttp
 import kmock
 import kopf
 import pytest
+import yaml
 from jaring.operator import kubeapi
 from jaring.operator.config import OperatorConfig
 from jaring.operator.main import run
@@ -31,6 +32,7 @@ from jaring.operator.main import run
 REAL_KUBECONFIG = os.environ.get("JARING_TEST_KUBECONFIG")
 NADS = "k8s.cni.cncf.io/v1/network-attachment-definitions"
 ADMISSION = "admissionregistration.k8s.io/v1"
+CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 
 
 class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]  # kmock's attrs class
@@ -209,11 +211,47 @@ def _login(kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> kopf.Connection
     return info
 
 
+CRDS = Path(__file__).resolve().parents[2] / "crds"
+
+
+async def apply_crds(info: kopf.ConnectionInfo) -> list[str]:
+    """`kubectl apply -f crds/` as server-side apply, then wait until they are served."""
+    names = []
+    for path in sorted(CRDS.glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        name = doc["metadata"]["name"]
+        names.append(name)
+        await kubeapi.request(
+            info,
+            "PATCH",
+            f"{CRD_PATH}/{name}?fieldManager=jaring-tests&force=true",
+            body=doc,
+            content_type="application/apply-patch+yaml",
+        )
+
+    async def established() -> bool:
+        for name in names:
+            crd = await kubeapi.request(info, "GET", f"{CRD_PATH}/{name}")
+            conds = (crd.get("status") or {}).get("conditions") or []
+            if not any(c["type"] == "Established" and c["status"] == "True" for c in conds):
+                return False
+        return True
+
+    await _eventually(established, what="the CRDs to be established")
+    return names
+
+
+@pytest.fixture
+def crds_applied() -> Callable[[kopf.ConnectionInfo], Awaitable[list[str]]]:
+    return apply_crds
+
+
 @pytest.fixture
 async def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Api]:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # no in-cluster login
     if REAL_KUBECONFIG:
         info = _login(Path(REAL_KUBECONFIG), monkeypatch)
+        await apply_crds(info)
         namespace = f"jaring-test-{uuid.uuid4().hex[:6]}"
         cluster = Api(info, namespace, Path(REAL_KUBECONFIG))
         await cluster.call("POST", "/api/v1/namespaces", {"metadata": {"name": namespace}})

@@ -255,8 +255,19 @@ async def test_malformed_reviews_and_unknown_webhooks_are_http_errors(operator: 
 
 
 async def test_the_operator_publishes_its_ca_into_both_webhook_configurations(
-    api: Any, operator_config: Any, start_operator: Any, eventually: Eventually
+    api: Any,
+    operator_config: Any,
+    configure: Any,
+    start_operator: Any,
+    eventually: Eventually,
 ) -> None:
+    # A unique name: on a real cluster this must not touch an installed jaring's objects.
+    name = f"jaring-test-{uuid.uuid4().hex[:6]}"
+    config = configure(
+        operator_config,
+        validating_webhook_configuration=name,
+        mutating_webhook_configuration=name,
+    )
     base = "/apis/admissionregistration.k8s.io/v1"
     names = {
         "validatingwebhookconfigurations": ["nad", "pod"],
@@ -264,7 +275,7 @@ async def test_the_operator_publishes_its_ca_into_both_webhook_configurations(
     }
     for kind, hooks in names.items():
         body = {
-            "metadata": {"name": operator_config.validating_webhook_configuration},
+            "metadata": {"name": name},
             "webhooks": [
                 {
                     "name": f"{hook}.jaring.dev",
@@ -282,17 +293,17 @@ async def test_the_operator_publishes_its_ca_into_both_webhook_configurations(
             ],
         }
         await api.call("POST", f"{base}/{kind}", body)
-        api.cleanups.append(lambda kind=kind: api.call("DELETE", f"{base}/{kind}/jaring-operator"))
-    async with start_operator(operator_config):
-        ca = (operator_config.cert_dir / "ca.crt").read_bytes()
+        api.cleanups.append(lambda kind=kind: api.call("DELETE", f"{base}/{kind}/{name}"))
+    async with start_operator(config):
+        ca = (config.cert_dir / "ca.crt").read_bytes()
         wanted = base64.b64encode(ca).decode()
         for kind, hooks in names.items():
 
             async def published(kind: str = kind) -> bool:
-                obj = await api.get(f"{base}/{kind}/jaring-operator")
+                obj = await api.get(f"{base}/{kind}/{name}")
                 return all(h["clientConfig"].get("caBundle") == wanted for h in obj["webhooks"])
 
             await eventually(published, what=f"caBundle in {kind}")
-            obj = await api.get(f"{base}/{kind}/jaring-operator")
+            obj = await api.get(f"{base}/{kind}/{name}")
             assert [h["name"] for h in obj["webhooks"]] == [f"{h}.jaring.dev" for h in hooks]
             assert obj["webhooks"][0]["clientConfig"]["service"]["name"] == "jaring-operator"
