@@ -20,7 +20,7 @@ IPVLAN = Flavour(
     modes={"l2": 0, "l3": 1, "l3s": 2},  # IPVLAN_MODE_L2/L3/L3S
     default_mode="l2",
     with_mac=False,
-    arp_notify=False,
+    arp_notify=True,
     chained_master=True,
 )
 

@@ -128,7 +128,7 @@ class SubLinkPlugin:
             out = attach.result(req, interfaces=(interface,), ipam_result=ipam_result, pod_index=0)
             if ipam_result is not None:
                 if self.flavour.arp_notify:
-                    # The reference turns arp_notify on for layer-3 macvlans only.
+                    # The reference turns arp_notify on for layer-3 links only.
                     self.pod_sysctl(req.netns, {f"net.ipv4.conf.{req.ifname}.arp_notify": "1"})
                 addrs.configure_iface(
                     pod, netns_path=req.netns, ifname=req.ifname, result=out, iface_index=0

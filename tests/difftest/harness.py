@@ -51,6 +51,7 @@ class Side:
 
     tmp: Path
     network: str = "difnet"
+    master_kind: str = "veth"  # "dummy" in the kernel lab
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
 
     def __post_init__(self) -> None:
@@ -66,6 +67,9 @@ class Side:
     def create(self) -> None:
         sh("ip", "netns", "add", self.netns)
         for name in (self.master, self.device):
+            if name == self.master and self.master_kind == "dummy":
+                sh("ip", "link", "add", name, "type", "dummy")
+                continue
             sh("ip", "link", "add", name, "type", "veth", "peer", "name", f"{name}p")
             sh("ip", "link", "set", f"{name}p", "up")
         sh("ip", "link", "set", self.master, "up")
@@ -321,6 +325,24 @@ def normalise_result(side: Side, doc: dict[str, Any] | None) -> dict[str, Any] |
 def reference_version(version: str) -> str:
     """The version the reference is asked in: 1.1.0 is compared against its 1.0.0."""
     return REFERENCE_MAX if version == "1.1.0" else version
+
+
+def kernel_has(kind: str) -> bool:
+    """Whether this kernel can make a `kind` link (ipvlan, dummy, vlan): try one."""
+    name = f"jdk{uuid.uuid4().hex[:6]}"
+    if kind == "dummy":
+        argv = ["ip", "link", "add", name, "type", "dummy"]
+        cleanup = [name]
+    else:
+        lower = f"{name}l"
+        sh("ip", "link", "add", lower, "type", "veth", "peer", "name", f"{lower}p", check=False)
+        extra = ["id", "7"] if kind == "vlan" else []
+        argv = ["ip", "link", "add", "link", lower, name, "type", kind, *extra]
+        cleanup = [name, lower]
+    ok = subprocess.run(argv, capture_output=True, check=False).returncode == 0
+    for leftover in cleanup:
+        sh("ip", "link", "del", leftover, check=False)
+    return ok
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ import pytest
 
 from .harness import VERSIONS, Case, Side, compare
 
+pytestmark = pytest.mark.root
+
 V4 = {"type": "host-local", "dataDir": "@DATADIR@", "ranges": [[{"subnet": "10.61.0.0/24"}]]}
 V6 = {"type": "host-local", "dataDir": "@DATADIR@", "ranges": [[{"subnet": "fd61::/64"}]]}
 DUAL = {

@@ -14,6 +14,8 @@ import pytest
 
 from .harness import VERSIONS, Case, Runner, Side, compare, sh
 
+pytestmark = pytest.mark.root
+
 DUAL = {
     "type": "host-local",
     "dataDir": "@DATADIR@",

@@ -12,6 +12,8 @@ import pytest
 
 from .harness import VERSIONS, Case, Side, compare
 
+pytestmark = pytest.mark.root
+
 V4 = {
     "type": "host-local",
     "dataDir": "@DATADIR@",
