@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 from jaring.cni.errors import CniError, Code
 
 from . import selection
-from .ctl_runtime import Runtime
+from .ctl_runtime import Runtime, say
 from .ctl_store import (
     NAD,
     NETWORKS_ANNOTATION,
@@ -134,9 +134,9 @@ def cmd_apply(args: argparse.Namespace, runtime: Runtime) -> int:
     with runtime.lock():
         for manifest in manifests:
             outcome = runtime.store.write(manifest)
-            print(f"{_kind_word(manifest.key.kind)}/{_ref(manifest.key)} {outcome}")
+            say(f"{_kind_word(manifest.key.kind)}/{_ref(manifest.key)} {outcome}")
             for note in manifest.notes:
-                print(f"  note: {note}")
+                say(f"  note: {note}")
     return 0
 
 
@@ -157,14 +157,14 @@ def cmd_delete(args: argparse.Namespace, runtime: Runtime) -> int:
             if key.kind == POD and runtime.record(namespace=key.namespace, name=key.name):
                 _need_root("delete of a pod that is up")
                 runtime.down(namespace=key.namespace, name=key.name)
-                print(f"pod {_ref(key)} down")
+                say(f"pod {_ref(key)} down")
             if runtime.store.remove(key):
-                print(f"{_kind_word(key.kind)}/{_ref(key)} deleted")
+                say(f"{_kind_word(key.kind)}/{_ref(key)} deleted")
             elif key in runtime.store.objects():
                 path = runtime.store.objects()[key].path
-                print(f"{_kind_word(key.kind)}/{_ref(key)} is in {path}, not applied: left there")
+                say(f"{_kind_word(key.kind)}/{_ref(key)} is in {path}, not applied: left there")
             else:
-                print(f"{_kind_word(key.kind)}/{_ref(key)} not found")
+                say(f"{_kind_word(key.kind)}/{_ref(key)} not found")
     return 0
 
 
@@ -200,11 +200,11 @@ def cmd_get(args: argparse.Namespace, runtime: Runtime) -> int:
             items.append(body)
         doc = {"apiVersion": "v1", "kind": "List", "items": items}
         if args.output == "json":
-            print(json.dumps(doc, indent=2, sort_keys=True))
+            say(json.dumps(doc, indent=2, sort_keys=True))
         else:
             import yaml
 
-            print(yaml.safe_dump(doc, sort_keys=True), end="")
+            say(yaml.safe_dump(doc, sort_keys=True).rstrip("\n"))
         return 0
     wide = args.output == "wide"
     rows: list[list[str]]
@@ -253,7 +253,7 @@ def cmd_up(args: argparse.Namespace, runtime: Runtime) -> int:
             bridge=args.cluster_bridge,
         )
     status = runtime.store.network_status(namespace=namespace, name=name) or []
-    print(f"pod {rec.ref} up: netns {rec.netns}, {_interfaces(status) or 'no network-status'}")
+    say(f"pod {rec.ref} up: netns {rec.netns}, {_interfaces(status) or 'no network-status'}")
     return 0
 
 
@@ -262,7 +262,7 @@ def cmd_down(args: argparse.Namespace, runtime: Runtime) -> int:
     namespace, name = split_ref(args.pod, args.namespace)
     with runtime.lock():
         was_up = runtime.down(namespace=namespace, name=name, force=args.force)
-    print(f"pod {namespace}/{name} {'down' if was_up else 'is not up (nothing to do)'}")
+    say(f"pod {namespace}/{name} {'down' if was_up else 'is not up (nothing to do)'}")
     return 0
 
 
@@ -287,7 +287,7 @@ def cmd_check(args: argparse.Namespace, runtime: Runtime) -> int:
     namespace, name = split_ref(args.pod, args.namespace)
     with runtime.lock():
         rec = runtime.check(namespace=namespace, name=name)
-    print(f"pod {rec.ref}: CNI CHECK passed")
+    say(f"pod {rec.ref}: CNI CHECK passed")
     return 0
 
 
@@ -296,9 +296,9 @@ def cmd_gc(args: argparse.Namespace, runtime: Runtime) -> int:
     with runtime.lock():
         valid, stale = runtime.gc()
     kept = ", ".join(r.ref for r in valid) or "none"
-    print(f"gc: kept the pods that are up ({kept})")
+    say(f"gc: kept the pods that are up ({kept})")
     for rec in stale:
-        print(f"gc: released {rec.ref} (its netns was gone or its up never finished)")
+        say(f"gc: released {rec.ref} (its netns was gone or its up never finished)")
     return 0
 
 
@@ -308,7 +308,7 @@ def cmd_demo(args: argparse.Namespace, runtime: Runtime) -> int:
 
     # Never the user's own store unless asked; host messages indented under each step.
     root = Path(getattr(args, "state_dir", DEMO_STATE_DIR))
-    demo_runtime = Runtime(root, out=lambda text: print(f"    {text}", flush=True))
+    demo_runtime = Runtime(root, out=lambda text: say(f"    {text}"))
     return Demo(demo_runtime, Path(args.dir)).run()
 
 
@@ -355,7 +355,7 @@ def _interfaces(status: Sequence[Mapping[str, Any]]) -> str:
 def _print_table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        say("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 # -- entry point ---------------------------------------------------------------------

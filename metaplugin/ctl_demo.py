@@ -9,6 +9,7 @@ Called by `ctl.py`; uses the same `Runtime` as `jaringctl up/down`.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
 import json
 import os
@@ -22,7 +23,7 @@ from typing import Any
 from jaring.cni.errors import CniError, Code
 
 from . import selection
-from .ctl_runtime import Runtime, shielded
+from .ctl_runtime import Runtime, say, shielded
 from .ctl_store import NETWORKS_ANNOTATION, POD, Manifest, ObjectKey, load_manifests
 from .ids import Namespace
 
@@ -30,12 +31,9 @@ DEMO_STATE_DIR = "/var/lib/jaring/demo"
 # Apart from the default store's cluster network, so both can be up at once.
 DEMO_SUBNET = "10.89.100.0/24"
 DEMO_BRIDGE = "jrdemo0"
+DEMO_LOCK = Path("/run/lock/jaring-demo.lock")
 
 Run = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
-
-
-def _print(text: str) -> None:
-    print(text, flush=True)
 
 
 def _run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
@@ -64,16 +62,29 @@ class Demo:
         *,
         out: Callable[[str], None] | None = None,
         run: Run = _run,
+        lock_path: Path = DEMO_LOCK,
     ) -> None:
+        self.lock_path = lock_path
         self.runtime = runtime
         self.directory = directory
-        self.out = out or _print
+        self.out = out or say
         self.run_cmd = run
         self.step_no = 0
 
     # -- the flow ------------------------------------------------------------
 
     def run(self) -> int:
+        """The whole demo, one at a time per machine: its link names and MAC are fixed."""
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.out("waiting for another jaringctl demo on this machine to finish ...")
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            return self._run()
+
+    def _run(self) -> int:
         for tool in ("ip", "ping"):
             if shutil.which(tool) is None:
                 raise CniError(
@@ -147,7 +158,8 @@ class Demo:
             key = pod.key
             self.step(
                 f"pod {key.namespace}/{key.name}: netns + CNI ADD through the jaring binary",
-                f"jaringctl up {key.namespace}/{key.name}{self._sd}",
+                f"jaringctl up {key.namespace}/{key.name} --cluster-subnet {DEMO_SUBNET} "
+                f"--cluster-bridge {DEMO_BRIDGE}{self._sd}",
             )
             with self.runtime.lock():
                 rec = self.runtime.up(

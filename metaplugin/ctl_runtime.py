@@ -45,8 +45,14 @@ HOST_LOCAL_DATA_DIR = "/var/lib/cni/networks"
 Out = Callable[[str], None]
 
 
-def _stdout(text: str) -> None:
-    print(text, flush=True)
+def say(text: str) -> None:
+    """Print a progress line; a closed stdout (`| head`) must never stop a cleanup."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the rest goes nowhere, quietly
+        os.close(devnull)
 
 
 @contextlib.contextmanager
@@ -137,7 +143,7 @@ class Runtime:
         host: Host | None = None,
         binary: str | None = None,
         cni_path: str = CNI_PATH,
-        out: Out = _stdout,
+        out: Out = say,
         timeout: float = CNI_TIMEOUT,
     ) -> None:
         self.root = root.absolute()
