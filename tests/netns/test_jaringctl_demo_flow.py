@@ -127,3 +127,52 @@ def test_an_interrupted_demo_cleans_up(tmp_path: Path) -> None:
         assert _demo_leftovers(store, before) == []
     finally:
         _force_clean(store)
+
+
+def test_a_demo_whose_output_is_cut_short_still_cleans_up(tmp_path: Path) -> None:
+    """`make demo | head`: the closed pipe must not stop the teardown."""
+    store = tmp_path / "demo"
+    before = _netns()
+    try:
+        proc = subprocess.Popen(
+            [JARINGCTL, "--state-dir", str(store), "demo", QUICKSTART],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(3)]
+        proc.stdout.close()
+        proc.wait(timeout=120)
+        assert any("==>" in line for line in lines)
+        assert _demo_leftovers(store, before) == []
+    finally:
+        _force_clean(store)
+
+
+def test_a_demo_killed_outright_is_cleaned_up_by_the_next_run(tmp_path: Path) -> None:
+    store = tmp_path / "demo"
+    out_path = tmp_path / "out.txt"
+    before = _netns()
+    try:
+        with out_path.open("w") as out:
+            proc = subprocess.Popen(
+                [JARINGCTL, "--state-dir", str(store), "demo", QUICKSTART],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            deadline = time.monotonic() + 60
+            while "interfaces and network-status" not in out_path.read_text():
+                assert proc.poll() is None, out_path.read_text()
+                assert time.monotonic() < deadline, out_path.read_text()
+                time.sleep(0.02)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
+        assert _demo_leftovers(store, before) != []  # kill -9 cleans nothing up
+        done = _run_demo(store)
+        assert done.returncode == 0, (done.stdout[-3000:], done.stderr)
+        assert "clean up what an earlier, interrupted run left" in done.stdout
+        assert _demo_leftovers(store, before) == []
+    finally:
+        _force_clean(store)
