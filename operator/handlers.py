@@ -54,7 +54,6 @@ class OperatorState:
     nads: NadCatalog = field(default_factory=NadCatalog)
     usage: UsageIndex = field(default_factory=UsageIndex)
     connection: kopf.ConnectionInfo | None = None
-    webhook_started: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def _rfc3339(now: datetime.datetime) -> str:
@@ -127,7 +126,6 @@ def build_registry(
             nads=state.nads,
             policy=config.pod_policy,
             on_renewed=_publish,
-            started=state.webhook_started,
             clock=clock,
         )
 

@@ -74,11 +74,24 @@ def test_operator_gets_exactly_what_it_uses() -> None:
         ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
         ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
         ("", "events", "create"),
-        ("events.k8s.io", "events", "create"),
         ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "get"),
         ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch"),
         ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "get"),
         ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "patch"),
+    }
+
+
+def test_node_gets_exactly_what_it_uses() -> None:
+    nad = ("k8s.cni.cncf.io", "network-attachment-definitions")
+    assert grants(ROLES["jaring-node"]) == {
+        (*nad, "get"),
+        (*nad, "list"),
+        (*nad, "watch"),
+        ("", "pods", "get"),
+        ("", "pods", "list"),
+        ("", "pods", "watch"),
+        ("", "pods", "patch"),
+        ("", "events", "create"),
     }
 
 
