@@ -390,6 +390,10 @@ def main(argv: Sequence[str] | None = None, *, execvp: Exec = os.execvp) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    except OSError as exc:  # a store jaringctl may not write, a full disk
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"jaringctl: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except Exception as exc:  # never a traceback: one line, exit 1
         print(f"jaringctl: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

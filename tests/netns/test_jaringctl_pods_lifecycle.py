@@ -381,3 +381,28 @@ def test_exec_runs_in_the_pod_and_passes_the_exit_status(env: Env) -> None:
     assert env.subnet.rsplit(".", 1)[0] in done.stdout
     down = env.ctl("exec", f"{env.namespace}/nobody", "--", "true")
     assert down.returncode == 1 and "not up" in down.stderr
+
+
+def test_a_failing_del_keeps_the_pod_until_down_force(env: Env) -> None:
+    env.apply(_two_networks(env) + env.pod("a", "blue"))
+    assert env.up("a").returncode == 0
+    netns = env.netns("a")
+    # Break DEL: the cached delegate config of net1 now names a plugin that does not exist.
+    (cache_file,) = (env.store / ".jaring" / "cache").glob("*.json")
+    entry = json.loads(cache_file.read_text())
+    entry["attachments"][1]["config"]["type"] = f"jaring-no-such-{env.tag}"
+    cache_file.write_text(json.dumps(entry))
+
+    done = env.ctl("down", f"{env.namespace}/a")
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1
+    assert "CNI DEL failed, nothing removed" in done.stderr and "down --force" in done.stderr
+    assert Path("/var/run/netns", netns).exists()
+    assert env.record("a") is not None
+
+    done = env.ctl("down", "--force", f"{env.namespace}/a")
+    assert done.returncode == 0, done.stderr
+    assert "warning: CNI DEL" in done.stdout
+    assert not Path("/var/run/netns", netns).exists()
+    assert env.record("a") is None
+    assert not _link_exists(env.bridge) and not _link_exists(env.nad_bridge)
