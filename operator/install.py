@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 CONF_NAME = "00-jaring.conf"
+CREDENTIALS_DIR = "jaring.d"  # inside the CNI config dir, as Multus's multus.d
+KUBECONFIG_NAME = "jaring.kubeconfig"
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 NETWORK_NAME = "jaring-cni-network"
 CONFIG_SUFFIXES = (".conf", ".conflist", ".json")
 COMPLETE_MARKER = ".complete"
@@ -223,6 +226,57 @@ def install_config(
     return target
 
 
+def api_server(environ: Mapping[str, str]) -> str:
+    """The API server as pods reach it (the Service IP works from the host as well)."""
+    host = environ.get("KUBERNETES_SERVICE_HOST", "")
+    port = environ.get("KUBERNETES_SERVICE_PORT", "443")
+    if not host:
+        raise InstallError("KUBERNETES_SERVICE_HOST is not set: not running in a pod?")
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
+def kubeconfig_doc(server: str) -> dict[str, Any]:
+    """A kubeconfig whose CA and token are files next to it: the meta-plugin re-reads them
+    on every call, so a rotated token never needs a new kubeconfig (LESSONS #7)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "local", "cluster": {"server": server, "certificate-authority": "ca.crt"}}
+        ],
+        "users": [{"name": "jaring", "user": {"tokenFile": "token"}}],
+        "contexts": [{"name": "jaring", "context": {"cluster": "local", "user": "jaring"}}],
+        "current-context": "jaring",
+    }
+
+
+def _replace_if_changed(path: Path, data: bytes, *, mode: int) -> bool:
+    try:
+        if path.read_bytes() == data and (path.stat().st_mode & 0o777) == mode:
+            return False
+    except FileNotFoundError:
+        pass
+    write_atomic(path, data, mode=mode)
+    return True
+
+
+def sync_credentials(*, service_account: Path, target: Path, server: str) -> bool:
+    """Copy the pod's CA and (rotating) token next to the host kubeconfig; True if any
+    file changed. The token and kubeconfig are readable by root only."""
+    changed = False
+    for name, mode in (("ca.crt", 0o644), ("token", 0o600)):
+        try:
+            data = (service_account / name).read_bytes()
+        except FileNotFoundError:
+            raise InstallError(
+                f"service account file {service_account / name} is missing"
+            ) from None
+        changed |= _replace_if_changed(target / name, data, mode=mode)
+    doc = render(kubeconfig_doc(server))
+    changed |= _replace_if_changed(target / KUBECONFIG_NAME, doc, mode=0o600)
+    return changed
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="jaring-install", description=__doc__)
     parser.add_argument("--source", type=Path, default=Path("/opt/jaring"))
@@ -236,27 +290,75 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=Path("/opt/jaring"),
         help="the runtime dir as the host sees it (the shim runs on the host)",
     )
-    parser.add_argument("--host-conf-dir", type=Path, default=Path("/etc/cni/net.d"))
-    parser.add_argument("--kubeconfig", default="/etc/cni/net.d/jaring.d/jaring.kubeconfig")
+    parser.add_argument(
+        "--host-conf-dir",
+        type=Path,
+        default=Path("/etc/cni/net.d"),
+        help="the CNI config dir as the host sees it",
+    )
+    parser.add_argument("--service-account", type=Path, default=SERVICE_ACCOUNT)
     parser.add_argument(
         "--wait", type=float, default=600.0, help="seconds to wait for a CNI config"
+    )
+    parser.add_argument(
+        "--sync-only",
+        action="store_true",
+        help="only credentials and 00-jaring.conf (the sidecar; the init container did the rest)",
+    )
+    parser.add_argument(
+        "--refresh",
+        type=float,
+        default=0.0,
+        help="keep credentials and the config in sync every N seconds (0: once)",
     )
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _sync(args: argparse.Namespace, paths: Paths, environ: Mapping[str, str], wait: float) -> Path:
+    sync_credentials(
+        service_account=args.service_account,
+        target=paths.cni_conf_dir / CREDENTIALS_DIR,
+        server=api_server(environ),
+    )
+    kubeconfig = args.host_conf_dir / CREDENTIALS_DIR / KUBECONFIG_NAME
+    return install_config(
+        paths, host_conf_dir=args.host_conf_dir, kubeconfig=str(kubeconfig), wait=wait
+    )
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    rounds: int | None = None,
+) -> int:
+    """Install once (exit code 0/1), or with --refresh keep syncing (`rounds` bounds it
+    for tests). A failed refresh keeps what is installed: nothing is ever removed."""
     args = parse_args(argv)
+    env = os.environ if environ is None else environ
     paths = Paths(args.cni_bin_dir, args.cni_conf_dir, args.runtime_dir)
     try:
-        install_tree(args.source, paths, args.version)
-        install_shim(args.host_runtime_dir / args.version, paths)
-        conf = install_config(
-            paths, host_conf_dir=args.host_conf_dir, kubeconfig=args.kubeconfig, wait=args.wait
-        )
+        if not args.sync_only:
+            install_tree(args.source, paths, args.version)
+            install_shim(args.host_runtime_dir / args.version, paths)
+        conf = _sync(args, paths, env, args.wait)
     except (InstallError, OSError) as exc:
         print(f"jaring-install: {exc}", file=sys.stderr)
         return 1
-    print(f"jaring-install: {args.version} installed, {conf} written")
+    print(f"jaring-install: {args.version} installed, {conf} written", flush=True)
+    done = 0
+    while args.refresh > 0 and (rounds is None or done < rounds):
+        sleep(args.refresh)
+        done += 1
+        try:
+            _sync(args, paths, env, 0.0)
+        except (InstallError, OSError) as exc:
+            print(
+                f"jaring-install: refresh failed, keeping the installed files: {exc}",
+                file=sys.stderr,
+                flush=True,
+            )
     return 0
 
 

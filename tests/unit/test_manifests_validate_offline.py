@@ -160,20 +160,22 @@ def test_pod_webhooks_fail_open_and_skip_system_namespaces() -> None:
 
 def test_node_installer_flags_are_the_installers_own() -> None:
     daemonset = find("DaemonSet", "jaring-node")
-    (init,) = daemonset["spec"]["template"]["spec"]["initContainers"]
-    assert init["command"][-2:] == ["-m", "jaring.operator.install"]
-    args = install.parse_args(init["args"])
-    mounts = {m["mountPath"] for m in init["volumeMounts"]}
-    for path in (args.cni_bin_dir, args.cni_conf_dir, args.runtime_dir):
-        assert str(path) in mounts
-    volumes = {
-        v["name"]: v["hostPath"]["path"] for v in daemonset["spec"]["template"]["spec"]["volumes"]
-    }
-    by_mount = {m["mountPath"]: volumes[m["name"]] for m in init["volumeMounts"]}
-    assert by_mount[str(args.cni_conf_dir)] == str(args.host_conf_dir)
-    assert by_mount[str(args.runtime_dir)] == str(args.host_runtime_dir)
-    images = {c["image"] for c in [init, *daemonset["spec"]["template"]["spec"]["containers"]]}
-    assert images == {f"jaring:{args.version}"}
+    pod = daemonset["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    (sync,) = [c for c in pod["containers"] if c["name"] == "sync"]
+    volumes = {v["name"]: v["hostPath"]["path"] for v in pod["volumes"]}
+    for container in (init, sync):
+        assert container["command"][-2:] == ["-m", "jaring.operator.install"]
+        args = install.parse_args(container["args"])
+        by_mount = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
+        assert by_mount[str(args.cni_conf_dir)] == str(args.host_conf_dir)
+        if not args.sync_only:
+            assert str(args.cni_bin_dir) in by_mount
+            assert by_mount[str(args.runtime_dir)] == str(args.host_runtime_dir)
+    assert install.parse_args(sync["args"]).refresh > 0
+    assert install.parse_args(init["args"]).refresh == 0
+    images = {c["image"] for c in [init, *pod["containers"]]}
+    assert images == {f"jaring:{install.parse_args(init['args']).version}"}
 
 
 def test_containerfile_copies_every_package_the_image_needs() -> None:

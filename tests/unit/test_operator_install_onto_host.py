@@ -160,10 +160,20 @@ def test_a_failed_copy_leaves_no_staging_directory(host: install.Paths, tmp_path
     assert not host.runtime_dir.exists() or list(host.runtime_dir.iterdir()) == []
 
 
-def test_main_installs_everything_and_reports_errors(
-    host: install.Paths, source: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    args = [
+ENV = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+
+
+@pytest.fixture
+def service_account(tmp_path: Path) -> Path:
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    (sa / "ca.crt").write_text("CA\n")
+    (sa / "token").write_text("token-1")
+    return sa
+
+
+def main_args(host: install.Paths, source: Path, sa: Path, *extra: str) -> list[str]:
+    return [
         "--source",
         str(source),
         "--version",
@@ -174,16 +184,100 @@ def test_main_installs_everything_and_reports_errors(
         str(host.cni_conf_dir),
         "--runtime-dir",
         str(host.runtime_dir),
+        "--service-account",
+        str(sa),
         "--wait",
         "0",
+        *extra,
     ]
-    assert install.main(args) == 1
+
+
+def test_main_installs_everything_and_reports_errors(
+    host: install.Paths,
+    source: Path,
+    service_account: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = main_args(host, source, service_account)
+    assert install.main(args, environ=ENV) == 1
     assert "no cluster network config" in capsys.readouterr().err
     write(host.cni_conf_dir / "10-calico.conflist", CALICO)
-    assert install.main(args) == 0
+    assert install.main(args, environ=ENV) == 0
     assert (host.cni_bin_dir / "jaring").exists()
     assert (host.tree("9.9.9") / "bin/python3").exists()
-    assert json.loads((host.cni_conf_dir / "00-jaring.conf").read_text())["type"] == "jaring"
+    conf = json.loads((host.cni_conf_dir / "00-jaring.conf").read_text())
+    assert conf["type"] == "jaring"
+    assert conf["kubeconfig"] == "/etc/cni/net.d/jaring.d/jaring.kubeconfig"
+    assert install.main(args, environ={}) == 1
+    assert "KUBERNETES_SERVICE_HOST is not set" in capsys.readouterr().err
+
+
+def test_host_kubeconfig_points_at_files_the_plugin_rereads(
+    host: install.Paths, service_account: Path
+) -> None:
+    target = host.cni_conf_dir / "jaring.d"
+    assert install.sync_credentials(
+        service_account=service_account, target=target, server="https://10.96.0.1:443"
+    )
+    doc = json.loads((target / "jaring.kubeconfig").read_text())
+    assert doc["clusters"][0]["cluster"] == {
+        "server": "https://10.96.0.1:443",
+        "certificate-authority": "ca.crt",
+    }
+    assert doc["users"][0]["user"] == {"tokenFile": "token"}
+    assert (target / "token").read_text() == "token-1"
+    assert stat.S_IMODE((target / "token").stat().st_mode) == 0o600
+    assert stat.S_IMODE((target / "jaring.kubeconfig").stat().st_mode) == 0o600
+    assert not install.sync_credentials(
+        service_account=service_account, target=target, server="https://10.96.0.1:443"
+    )
+    (service_account / "token").write_text("token-2")  # kubelet rotated it
+    assert install.sync_credentials(
+        service_account=service_account, target=target, server="https://10.96.0.1:443"
+    )
+    assert (target / "token").read_text() == "token-2"
+
+
+def test_missing_service_account_files_are_a_clear_error(
+    host: install.Paths, tmp_path: Path
+) -> None:
+    with pytest.raises(install.InstallError, match=r"service account file .*ca\.crt is missing"):
+        install.sync_credentials(
+            service_account=tmp_path / "none", target=tmp_path / "t", server="https://x"
+        )
+
+
+def test_api_server_address_forms() -> None:
+    assert install.api_server(ENV) == "https://10.96.0.1:443"
+    assert install.api_server({"KUBERNETES_SERVICE_HOST": "fd00::1"}) == "https://[fd00::1]:443"
+
+
+def test_refresh_follows_token_rotation_and_keeps_files_when_the_network_goes(
+    host: install.Paths,
+    source: Path,
+    service_account: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write(host.cni_conf_dir / "10-calico.conflist", CALICO)
+    conf = host.cni_conf_dir / "00-jaring.conf"
+    events: list[str] = []
+
+    def sleep(_: float) -> None:
+        # Between rounds: the token rotates, then the cluster network's file disappears.
+        if not events:
+            (service_account / "token").write_text("token-2")
+            events.append("rotated")
+        else:
+            (host.cni_conf_dir / "10-calico.conflist").unlink()
+            events.append("network gone")
+
+    args = main_args(host, source, service_account, "--sync-only", "--refresh", "30")
+    assert install.main(args, environ=ENV, sleep=sleep, rounds=2) == 0
+    assert events == ["rotated", "network gone"]
+    assert (host.cni_conf_dir / "jaring.d/token").read_text() == "token-2"
+    assert "refresh failed, keeping the installed files" in capsys.readouterr().err
+    assert json.loads(conf.read_text())["delegates"] == [CALICO]  # never removed
+    assert not (host.cni_bin_dir / "jaring").exists()  # --sync-only: the init container's job
 
 
 def test_write_atomic_sets_the_mode_and_leaves_no_temp_files(tmp_path: Path) -> None:
