@@ -43,8 +43,11 @@ class Seen:
 
 @dataclass
 class Script:
+    """Answers by route (method, path) first, else in order, else `default`."""
+
     answers: deque[Answer] = field(default_factory=deque)
     default: Answer = field(default_factory=lambda: Answer.json(200, {"kind": "Status"}))
+    routes: dict[tuple[str, str], Answer] = field(default_factory=dict)
     seen: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -52,9 +55,16 @@ class Script:
         self.answers.extend(answers)
         return self
 
+    def route(self, method: str, path: str, answer: Answer) -> Script:
+        self.routes[(method, path)] = answer
+        return self
+
     def next(self, seen: Seen) -> Answer:
         with self.lock:
             self.seen.append(seen)
+            routed = self.routes.get((seen.method, seen.path.split("?")[0]))
+            if routed is not None:
+                return routed
             return self.answers.popleft() if self.answers else self.default
 
 
