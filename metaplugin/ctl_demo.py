@@ -116,16 +116,19 @@ class Demo:
             raise CniError(Code.OTHER, "demo failed: " + "; ".join(failures))
         self.out("")
         self.out("demo passed: every network carried pings between the pods, and nothing is left.")
+        guide = self.directory / "README.md"
+        if guide.exists():
+            self.out(f"What each step did: {guide}")
         return 0
 
     @property
     def _sd(self) -> str:
         return f" --state-dir {self.runtime.root}"
 
-    def step(self, title: str, command: str = "") -> None:
-        self.step_no += 1
+    def step(self, title: str, command: str = "", *, numbered: bool = True) -> None:
+        self.step_no += numbered
         self.out("")
-        self.out(f"==> {self.step_no}. {title}")
+        self.out(f"==> {self.step_no if numbered else 0}. {title}")
         if command:
             self.out(f"    $ {command}")
 
@@ -137,7 +140,7 @@ class Demo:
         ]
         if not records:
             return
-        self.step("clean up what an earlier, interrupted run left")
+        self.step("clean up what an earlier, interrupted run left", numbered=False)
         with shielded():
             for rec in records:
                 runtime.down(namespace=rec.namespace, name=rec.name, force=True)
