@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from jaring.operator.validation import is_dns1123_label
+
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 
-_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 _KNOWN_KEYS = frozenset(
     {
@@ -56,7 +57,7 @@ class Selected:
 
 
 def _label(where: str, what: str, value: object) -> str:
-    if not isinstance(value, str) or len(value) > 63 or _LABEL.fullmatch(value) is None:
+    if not isinstance(value, str) or not is_dns1123_label(value):
         raise SelectionError(f"{where}: {what} must be a DNS-1123 label, got {value!r}")
     return value
 

@@ -28,7 +28,6 @@ SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 SCHEMA_TYPES = ("bridge", "macvlan", "ipvlan", "host-device", "sriov", "host-local", "static")
 
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_SUBDOMAIN_PART = _LABEL
 _QUALIFIED_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 _MAC = re.compile(r"[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}")
 
@@ -65,11 +64,7 @@ def is_dns1123_label(text: str) -> bool:
 
 
 def is_dns1123_subdomain(text: str) -> bool:
-    return (
-        0 < len(text) <= 253
-        and all(_SUBDOMAIN_PART.fullmatch(part) for part in text.split("."))
-        and not text.startswith(".")
-    )
+    return 0 < len(text) <= 253 and all(_LABEL.fullmatch(p) for p in text.split("."))
 
 
 def resource_name_problem(value: str) -> str | None:

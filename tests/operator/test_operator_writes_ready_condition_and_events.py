@@ -3,6 +3,7 @@ and resume and reports it as a `Ready` condition and as Events."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -83,6 +84,7 @@ async def test_changing_a_nad_flips_its_condition_both_ways(
     first = await eventually(waiting_for(api, "flip", "True"))
     await api.patch_nad("flip", {"spec": {"config": json.dumps(BAD)}})
     second = await eventually(waiting_for(api, "flip", "False"))
+    assert second["observedGeneration"] == first["observedGeneration"] + 1
     assert "spec.config.mode" in second["message"]
     assert second["lastTransitionTime"] >= first["lastTransitionTime"]
     await api.patch_nad("flip", {"spec": {"config": json.dumps(GOOD)}})
@@ -105,3 +107,36 @@ async def test_nads_that_existed_before_the_operator_are_validated_on_resume(
     async with start_operator(operator_config):
         await eventually(waiting_for(api, "early-good", "True"))
         await eventually(waiting_for(api, "early-bad", "False"))
+
+
+async def test_annotation_changes_are_revalidated_and_reach_the_webhooks(
+    api: Any, operator: Any, eventually: Eventually
+) -> None:
+    sriov = {"cniVersion": "1.0.0", "type": "sriov"}
+    key = "k8s.v1.cni.cncf.io/resourceName"
+    await api.create_nad("vfs", sriov, annotations={key: "intel.com/vf"})
+    first = await eventually(waiting_for(api, "vfs", "True", "Valid"))
+    assert first["observedGeneration"] == 1
+    await api.patch_nad("vfs", {"metadata": {"annotations": {key: "intel.com/vf!"}}})
+    cond = await eventually(waiting_for(api, "vfs", "False"))
+    assert cond["message"].startswith(f"metadata.annotations[{key}]: 'vf!' must be")
+    await api.patch_nad("vfs", {"metadata": {"annotations": {key: "example.com/vf"}}})
+    await eventually(waiting_for(api, "vfs", "True"))
+
+    async def injected() -> bool:
+        review = {
+            "apiVersion": "admission.k8s.io/v1",
+            "request": {
+                "uid": "u",
+                "operation": "CREATE",
+                "namespace": api.namespace,
+                "object": {
+                    "metadata": {"annotations": {"k8s.v1.cni.cncf.io/networks": "vfs"}},
+                    "spec": {"containers": [{"name": "c"}]},
+                },
+            },
+        }
+        _, answer = await operator.review("mutate-pod", review)
+        return "example.com" in base64.b64decode(answer["response"].get("patch", "")).decode()
+
+    await eventually(injected, what="the new resourceName in the mutation")
