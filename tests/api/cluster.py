@@ -229,6 +229,14 @@ class Cluster:
         assert isinstance(items, list)
         return items
 
+    def jaring_events(self, *, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Events jaring posted (a real cluster adds the scheduler's own)."""
+        return [
+            e
+            for e in self.events(namespace=namespace)
+            if (e.get("source") or {}).get("component") == "jaring"
+        ]
+
     def _create_retrying(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         # A fresh namespace on a real cluster refuses pods until its default
         # ServiceAccount exists: poll against a deadline.

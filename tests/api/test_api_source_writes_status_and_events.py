@@ -75,7 +75,7 @@ def test_event_is_posted_about_the_pod(cluster: Cluster, source: ApiSource) -> N
         message="x" * 5000,
         warning=True,
     )
-    mine = [e for e in cluster.events() if e["source"].get("component") == "jaring"]
+    mine = cluster.jaring_events()
     by_reason = {e["reason"]: e for e in mine}
     assert set(by_reason) == {"AddedInterface", "ErrorAddingNetwork"}
     added = by_reason["AddedInterface"]

@@ -78,7 +78,7 @@ def test_added_interfaces_are_announced_as_events(
     box = sandbox(host, cluster, "web", networks="data")
     assert call(runtime, "ADD", box).ok
     links = host.links(box.netns)
-    events = [e for e in cluster.events() if e["involvedObject"]["name"] == "web"]
+    events = [e for e in cluster.jaring_events() if e["involvedObject"]["name"] == "web"]
     assert {e["reason"] for e in events} == {"AddedInterface"}
     assert all(e["type"] == "Normal" and e["involvedObject"]["uid"] == box.uid for e in events)
     messages = " ".join(e["message"] for e in events)

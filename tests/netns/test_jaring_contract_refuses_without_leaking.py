@@ -33,7 +33,7 @@ def test_missing_nad_fails_invalid_config(host: Host, runtime: Runtime, cluster:
     assert add.doc["code"] == 7
     assert "absent" in add.doc["msg"] + add.doc.get("details", "")
     assert_nothing_left(host, box)
-    warnings = [e for e in cluster.events() if e["type"] == "Warning"]
+    warnings = [e for e in cluster.jaring_events() if e["type"] == "Warning"]
     assert [e["involvedObject"]["name"] for e in warnings] == ["web"]
     # The runtime then calls DEL for the failed ADD: that succeeds too.
     delete = call(runtime, "DEL", box)
