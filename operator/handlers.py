@@ -169,7 +169,7 @@ def build_registry(
             uses_disk_config=not spec.get("config"),
         )
         new, changed = validation.conditions(status.get("conditions"), ready, now=_rfc3339(clock()))
-        if not changed and status.get("conditions") is not None:
+        if not changed:  # resumed or re-run with the same verdict: no write, no Event
             return
         patch.status["conditions"] = new
         if ready.status:

@@ -275,6 +275,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.fixture
+def free_tcp_port() -> Callable[[], int]:
+    return free_port
+
+
 @dataclass
 class RunningOperator:
     config: OperatorConfig
