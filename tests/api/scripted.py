@@ -48,7 +48,10 @@ class Script:
     answers: deque[Answer] = field(default_factory=deque)
     default: Answer = field(default_factory=lambda: Answer.json(200, {"kind": "Status"}))
     routes: dict[tuple[str, str], Answer] = field(default_factory=dict)
+    idle_timeout: float | None = None  # the server drops idle keep-alive connections
     seen: list[Seen] = field(default_factory=list)
+    connections: int = 0
+    closed: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def then(self, *answers: Answer) -> Script:
@@ -71,6 +74,17 @@ class Script:
 def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as the API server does
+        timeout = script.idle_timeout
+
+        def setup(self) -> None:
+            super().setup()
+            with script.lock:
+                script.connections += 1
+
+        def finish(self) -> None:
+            super().finish()
+            with script.lock:
+                script.closed += 1
 
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)

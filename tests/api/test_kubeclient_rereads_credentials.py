@@ -3,6 +3,7 @@ a rewritten kubeconfig, rotated client certificate files are used at once."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -96,3 +97,21 @@ def test_rotated_client_certificate_is_used_at_once(tmp_path: Path, pki: Pki) ->
             shutil.move(new_key, key)
             client.get(PATH)
     assert [s.peer_cn for s in script.seen] == ["node-old", "node-old", "node-new"]
+
+
+def test_client_certificate_data_in_the_kubeconfig(tmp_path: Path, pki: Pki) -> None:
+    cert, key = tmp_path / "client.crt", tmp_path / "client.key"
+    pki.issue("node-data", cert=cert, key=key)
+    script = Script(default=OK)
+    with serve(script, tls=pki.server_context(client_certs=True)) as url:
+        kc = tmp_path / "kc"
+        doc = kubeconfig_doc(url, **{"certificate-authority": str(pki.ca)})
+        doc["users"][0]["user"] = {
+            "client-certificate-data": base64.b64encode(cert.read_bytes()).decode(),
+            "client-key-data": base64.b64encode(key.read_bytes()).decode(),
+        }
+        kc.write_text(json.dumps(doc))
+        with KubeClient(KubeConfig.load(str(kc))) as client:
+            client.get(PATH)
+    assert [s.peer_cn for s in script.seen] == ["node-data"]
+    assert "Authorization" not in script.seen[0].headers

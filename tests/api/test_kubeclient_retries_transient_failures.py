@@ -4,6 +4,7 @@ gives up with TRY_AGAIN_LATER; other refusals fail at once with the API's messag
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,22 @@ def test_server_path_prefix_is_kept(tmp_path: Path) -> None:
     with serve(script) as url, KubeClient(config(tmp_path, url + "/k8s/clusters/c1")) as client:
         client.get(PATH)
     assert script.seen[0].path == "/k8s/clusters/c1" + PATH
+
+
+def test_a_kept_connection_the_server_dropped_is_reopened_without_a_retry(
+    tmp_path: Path,
+) -> None:
+    script = Script(default=Answer.json(200, POD), idle_timeout=0.1)
+    slept: list[float] = []
+    with (
+        serve(script) as url,
+        KubeClient(config(tmp_path, url), retries=0, sleep=slept.append) as c,
+    ):
+        assert c.get(PATH) == POD
+        deadline = time.monotonic() + 10
+        while script.closed < 1:  # the server timed the idle connection out
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert c.get(PATH) == POD
+    assert script.connections == 2
+    assert slept == []
