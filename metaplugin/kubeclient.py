@@ -375,7 +375,8 @@ class KubeClient:
                 conn.request(method, target, body=data, headers=headers)
                 raw = conn.getresponse()
                 body = raw.read()
-            except ssl.SSLError as exc:
+            except ssl.SSLCertVerificationError as exc:
+                # The server is not who the kubeconfig says: retrying cannot help.
                 self.close()
                 raise KubeApiError(
                     Code.IO, "TLS failure talking to the Kubernetes API", f"{self.url(path)}: {exc}"
