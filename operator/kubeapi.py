@@ -6,17 +6,15 @@ handler obtained, so it authenticates exactly as the rest of the operator does.
 from __future__ import annotations
 
 import base64
-import ssl
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import kopf
 
 ADMISSION = "/apis/admissionregistration.k8s.io/v1"
-TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# 409: the configuration changed since it was read; read it again and retry.
+TRANSIENT_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
 class ApiError(Exception):
@@ -29,42 +27,6 @@ class ApiError(Exception):
         return self.status in TRANSIENT_STATUSES
 
 
-def _as_bytes(data: str | bytes) -> bytes:
-    return data.encode() if isinstance(data, str) else data
-
-
-def _ssl(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
-    if not info.server.startswith("https"):
-        return False
-    if info.insecure:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    else:
-        cadata = None
-        if info.ca_data:
-            cadata = base64.b64decode(info.ca_data).decode()
-        context = ssl.create_default_context(
-            cafile=str(info.ca_path) if info.ca_path else None, cadata=cadata
-        )
-    cert, key = info.certificate_path, info.private_key_path
-    if info.certificate_data and info.private_key_data:
-        with tempfile.TemporaryDirectory() as tmp:
-            certf, keyf = Path(tmp, "c"), Path(tmp, "k")
-            certf.write_bytes(base64.b64decode(_as_bytes(info.certificate_data)))
-            keyf.write_bytes(base64.b64decode(_as_bytes(info.private_key_data)))
-            context.load_cert_chain(certf, keyf)
-    elif cert and key:
-        context.load_cert_chain(str(cert), str(key))
-    return context
-
-
-def _headers(info: kopf.ConnectionInfo) -> dict[str, str]:
-    if info.token:
-        return {"Authorization": f"{info.scheme or 'Bearer'} {info.token}"}
-    return {}
-
-
 async def request(
     info: kopf.ConnectionInfo,
     method: str,
@@ -73,8 +35,9 @@ async def request(
     body: object = None,
     content_type: str = "application/json",
 ) -> Mapping[str, Any]:
-    headers = {**_headers(info), "Content-Type": content_type}
-    auth = aiohttp.BasicAuth(info.username, info.password or "") if info.username else None
+    # Kopf builds the TLS context and auth header from the same credentials it uses itself.
+    headers = {**info.as_http_headers(), "Content-Type": content_type}
+    tls = info.as_ssl_context() if info.server.startswith("https") else False
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
         session.request(
@@ -82,8 +45,7 @@ async def request(
             info.server.rstrip("/") + path,
             json=body,
             headers=headers,
-            ssl=_ssl(info),
-            auth=auth,
+            ssl=tls,
         ) as response,
     ):
         if response.status >= 400:

@@ -89,5 +89,6 @@ def test_ca_bundle_patch_is_none_when_already_published() -> None:
 def test_api_errors_know_which_statuses_are_transient() -> None:
     assert ApiError(503, "x").transient
     assert ApiError(429, "x").transient
+    assert ApiError(409, "conflict").transient
     assert not ApiError(403, "forbidden").transient
     assert str(ApiError(404, "gone")) == "HTTP 404: gone"
