@@ -278,6 +278,8 @@ class Runtime:
             "confDir": str(self.private / "net.d"),
             "clusterNetwork": str(self.private / "cluster.conflist"),
             "logFile": str(self.log_file),
+            # Standalone: a node daemon on this machine serves its cluster, not this store.
+            "daemonSocket": "",
         }
 
     # -- running the plugin ------------------------------------------------------

@@ -104,6 +104,7 @@ def test_up_runs_add_with_the_runtime_env_and_the_meta_config(
         "confDir": str(root / ".jaring" / "net.d"),
         "clusterNetwork": str(root / ".jaring" / "cluster.conflist"),
         "logFile": str(root / ".jaring" / "jaring.log"),
+        "daemonSocket": "",
     }
     cluster = json.loads((root / ".jaring" / "cluster.conflist").read_text())
     (bridge,) = cluster["plugins"]
