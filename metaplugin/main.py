@@ -1,7 +1,8 @@
 """The `jaring` CNI binary: what a container runtime executes.
 
 Reads stdin once, sets up logging from the config (`logFile`, `logLevel`,
-`logToStderr`; never stdout), then runs the meta-plugin through `skel`.
+`logToStderr`; never stdout), forwards the call to the node daemon when it
+answers (`forward.py`), else runs the meta-plugin itself through `skel`.
 Standard library and `jaring` only: its imports are budgeted by a test.
 """
 
@@ -50,6 +51,16 @@ def setup_logging(stdin: bytes) -> None:
 def main() -> NoReturn:
     stdin = sys.stdin.buffer.read()
     setup_logging(stdin)
+    command = os.environ.get("CNI_COMMAND", "")
+    if command and command != "VERSION":  # VERSION is answered here, never forwarded
+        from .forward import forward, socket_for
+
+        path = socket_for(stdin)
+        answer = forward(path, environ=os.environ, stdin=stdin) if path else None
+        if answer is not None:
+            sys.stdout.buffer.write(answer[1])
+            sys.stdout.flush()
+            raise SystemExit(answer[0])
     from jaring.cni import skel
 
     from .meta import Environment, MetaPlugin

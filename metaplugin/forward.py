@@ -1,0 +1,160 @@
+"""The `jaring` binary's client for the node daemon, and the wire protocol both speak.
+
+`main.py` calls `forward` first; `None` means "the daemon is not there"
+(socket missing, refused, not ready in time) and the binary runs standalone,
+so a pod never blocks on the daemon (LESSONS #6). `daemon.py` imports the
+framing from here. Standard library only: this is the binary's hot path.
+
+Protocol (one request per connection, over a root-only unix socket):
+  daemon -> client  READY (b"jaring/1\\n") as soon as it takes the connection
+  client -> daemon  one JSON line {"env": {CNI_* variables}}, then the stdin bytes, then EOF
+  daemon -> client  one JSON line {"code": exit code}, then the stdout bytes, then EOF
+The client sends its request only after READY: a daemon that is hung or
+overloaded is given up on before it could have started the operation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from collections.abc import Mapping
+
+log = logging.getLogger(__name__)
+
+READY = b"jaring/1\n"
+DEFAULT_SOCKET = "/run/jaring/jaring.sock"  # = config.DEFAULT_SOCKET, without importing it
+FORWARDED_ENV = (
+    "CNI_COMMAND",
+    "CNI_CONTAINERID",
+    "CNI_NETNS",
+    "CNI_IFNAME",
+    "CNI_ARGS",
+    "CNI_PATH",
+)
+# Verbs that may run again standalone when the daemon dies under them: DEL is
+# idempotent, the others change nothing. ADD is not retried (see `forward`).
+REPEATABLE = frozenset({"DEL", "CHECK", "STATUS", "GC"})
+CONNECT_TIMEOUT = 0.5
+READY_TIMEOUT = 1.0
+ANSWER_TIMEOUT = 300.0
+MAX_FRAME = 16 << 20  # a CNI config or result is kilobytes; refuse absurd frames
+
+
+def socket_for(stdin: bytes) -> str:
+    """The daemon socket the config names (`daemonSocket`); "" disables forwarding."""
+    try:
+        doc = json.loads(stdin)
+    except ValueError:
+        return ""  # standalone prints the decode error
+    if not isinstance(doc, dict):
+        return ""
+    value = doc.get("daemonSocket", DEFAULT_SOCKET)
+    if value is None:
+        return DEFAULT_SOCKET
+    return value if isinstance(value, str) else ""
+
+
+def encode_request(environ: Mapping[str, str], stdin: bytes) -> bytes:
+    env = {key: environ[key] for key in FORWARDED_ENV if key in environ}
+    return json.dumps({"env": env}, separators=(",", ":")).encode() + b"\n" + stdin
+
+
+def encode_answer(code: int, stdout: bytes) -> bytes:
+    return json.dumps({"code": code}, separators=(",", ":")).encode() + b"\n" + stdout
+
+
+def split_frame(data: bytes) -> tuple[dict[str, object], bytes]:
+    """A JSON header line and the payload after it; ValueError if malformed."""
+    head, sep, body = data.partition(b"\n")
+    if not sep:
+        raise ValueError("no header line")
+    doc = json.loads(head)
+    if not isinstance(doc, dict):
+        raise ValueError("header is not a JSON object")
+    return doc, body
+
+
+def read_all(sock: socket.socket, *, limit: int = MAX_FRAME) -> bytes:
+    """Read until EOF; ValueError beyond `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            raise ValueError(f"frame larger than {limit} bytes")
+        chunks.append(chunk)
+
+
+def _error(cni_version: str, code: int, msg: str, details: str) -> bytes:
+    doc = {"cniVersion": cni_version, "code": code, "msg": msg, "details": details}
+    return json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+
+
+def _version_of(stdin: bytes) -> str:
+    try:
+        doc = json.loads(stdin)
+    except ValueError:
+        return "1.1.0"
+    value = doc.get("cniVersion") if isinstance(doc, dict) else None
+    return value if isinstance(value, str) else "1.1.0"
+
+
+def forward(
+    path: str,
+    *,
+    environ: Mapping[str, str],
+    stdin: bytes,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    ready_timeout: float = READY_TIMEOUT,
+    answer_timeout: float = ANSWER_TIMEOUT,
+) -> tuple[int, bytes] | None:
+    """Run the request in the daemon: (exit code, stdout), or None to run standalone.
+
+    None when the daemon cannot be reached or does not say READY in time.
+    When the daemon dies after taking the request, DEL/CHECK/STATUS/GC return
+    None too (they are safe to run again standalone); ADD answers CNI error 11,
+    because a half-done ADD must be cleaned up by the runtime's DEL first.
+    """
+    command = environ.get("CNI_COMMAND", "")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        try:
+            sock.settimeout(connect_timeout)
+            sock.connect(path)
+            sock.settimeout(ready_timeout)
+            greeting = b""
+            while len(greeting) < len(READY):
+                chunk = sock.recv(len(READY) - len(greeting))
+                if not chunk:
+                    break
+                greeting += chunk
+        except OSError as exc:  # missing, refused, permission, timeout
+            log.info("daemon %s unavailable (%s): running standalone", path, exc)
+            return None
+        if greeting != READY:
+            log.info("daemon %s did not say ready (%r): running standalone", path, greeting)
+            return None
+        try:
+            sock.settimeout(answer_timeout)
+            sock.sendall(encode_request(environ, stdin))
+            sock.shutdown(socket.SHUT_WR)
+            header, stdout = split_frame(read_all(sock))
+            code = header.get("code")
+            if not isinstance(code, int) or isinstance(code, bool):
+                raise ValueError(f"bad exit code {code!r}")
+        except (OSError, ValueError) as exc:
+            if command in REPEATABLE:
+                log.warning("daemon %s failed during %s (%s): standalone", path, command, exc)
+                return None
+            log.error("daemon %s failed during %s: %s", path, command, exc)
+            details = f"{path}: {type(exc).__name__}: {exc}; DEL cleans up, then retry"
+            return 1, _error(
+                _version_of(stdin), 11, "jaring node daemon failed during the operation", details
+            )
+        return code, stdout
+    finally:
+        sock.close()
