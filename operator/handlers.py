@@ -126,6 +126,7 @@ def build_registry(
             nads=state.nads,
             policy=config.pod_policy,
             on_renewed=_publish,
+            stats=lambda: {"known_nads": len(state.nads), "pods_using_nads": len(state.usage)},
             clock=clock,
         )
 

@@ -12,7 +12,7 @@ import datetime
 import json
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp.web
@@ -33,7 +33,12 @@ class Endpoint:
     port: int
 
 
-def build_app(*, nads: admission.NadLookup, policy: admission.PodPolicy) -> aiohttp.web.Application:
+Stats = Callable[[], Mapping[str, int]]
+
+
+def build_app(
+    *, nads: admission.NadLookup, policy: admission.PodPolicy, stats: Stats | None = None
+) -> aiohttp.web.Application:
     async def serve(request: aiohttp.web.Request) -> aiohttp.web.Response:
         webhook = request.match_info["webhook"]
         if webhook not in admission.WEBHOOKS:
@@ -48,8 +53,18 @@ def build_app(*, nads: admission.NadLookup, policy: admission.PodPolicy) -> aioh
     async def healthz(_: aiohttp.web.Request) -> aiohttp.web.Response:
         return aiohttp.web.Response(text="ok")
 
+    async def state(_: aiohttp.web.Request) -> aiohttp.web.Response:
+        # What the webhooks decide from, uncached (Kopf's probes are cached for 10 s).
+        return aiohttp.web.json_response(dict(stats()) if stats is not None else {})
+
     app = aiohttp.web.Application(client_max_size=4 * 1024 * 1024)
-    app.add_routes([aiohttp.web.post("/{webhook}", serve), aiohttp.web.get("/healthz", healthz)])
+    app.add_routes(
+        [
+            aiohttp.web.post("/{webhook}", serve),
+            aiohttp.web.get("/healthz", healthz),
+            aiohttp.web.get("/stats", state),
+        ]
+    )
     return app
 
 
@@ -67,13 +82,16 @@ async def serve(
     nads: admission.NadLookup,
     policy: admission.PodPolicy,
     on_renewed: Callable[[certs.Bundle], Awaitable[None]],
+    stats: Stats | None = None,
     started: asyncio.Event | None = None,
     clock: Clock = _utcnow,
     check_every: float = 3600.0,
 ) -> None:
     """Serve until cancelled; the caller has ensured and published the certificates."""
     context = ssl_context(files)
-    runner = aiohttp.web.AppRunner(build_app(nads=nads, policy=policy), handle_signals=False)
+    runner = aiohttp.web.AppRunner(
+        build_app(nads=nads, policy=policy, stats=stats), handle_signals=False
+    )
     await runner.setup()
     try:
         site = aiohttp.web.TCPSite(runner, endpoint.host, endpoint.port, ssl_context=context)

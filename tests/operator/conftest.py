@@ -291,12 +291,17 @@ class RunningOperator:
         async with aiohttp.ClientSession() as session, session.get(self.liveness) as resp:
             return dict(await resp.json())
 
+    async def stats(self) -> dict[str, int]:
+        """The webhook server's /stats: the operator's caches, uncached."""
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{self.url}/stats", ssl=self.client_ssl()) as resp,
+        ):
+            return dict(await resp.json())
+
     async def sees(self, *, nads: int = 0, pods: int = 0) -> bool:
-        try:
-            health = await self.health()
-        except (aiohttp.ClientError, OSError):
-            return False
-        return health.get("known_nads", 0) >= nads and health.get("pods_using_nads", 0) >= pods
+        stats = await self.stats()
+        return stats["known_nads"] >= nads and stats["pods_using_nads"] >= pods
 
     def client_ssl(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.config.cert_dir / "ca.crt"))

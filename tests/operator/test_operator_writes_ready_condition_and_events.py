@@ -45,6 +45,8 @@ async def test_valid_nad_gets_ready_true_and_a_normal_event(
     assert cond["lastTransitionTime"]
     events = await eventually(lambda: api.events("good"), what="an Event")
     assert any(e["type"] == "Normal" and e["reason"] == "Valid" for e in events)
+    # Kopf's liveness endpoint reports the operator's cache sizes as probes.
+    assert set(await operator.health()) == {"known_nads", "pods_using_nads"}
 
 
 async def test_invalid_nad_gets_ready_false_naming_the_field_and_a_warning_event(
