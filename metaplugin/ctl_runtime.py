@@ -30,7 +30,7 @@ from jaring.cni.errors import CniError, Code
 from . import selection
 from .ctl_store import NAD, NETWORKS_ANNOTATION, POD, ObjectKey, Store, nad_network, write_atomic
 from .ids import Namespace
-from .localnet import FORWARDING, Host, HostParts, Need
+from .localnet import GATEWAY_SYSCTLS, Host, HostParts, Need
 
 CNI_PATH = "/usr/lib/cni:/opt/cni/bin"
 CNI_VERSION = "1.0.0"
@@ -413,7 +413,10 @@ class Runtime:
         """Host parts the pod's networks rely on (missing NADs fail later, in ADD)."""
         needs = [
             Need("bridge", settings.bridge, f"bridge of the cluster network {CLUSTER_NAME}"),
-            Need("forwarding", FORWARDING, f"the cluster network's gateway on {settings.bridge}"),
+            *(
+                Need("forwarding", key, f"the cluster network's gateway on {settings.bridge}")
+                for key in GATEWAY_SYSCTLS
+            ),
         ]
         metadata = body.get("metadata") or {}
         namespace = str(metadata.get("namespace") or "default")
@@ -547,7 +550,9 @@ def plugin_needs(plugins: Sequence[Mapping[str, Any]], *, network: str, nad: str
             bridge = name if isinstance(name, str) and name else "cni0"
             needs.append(Need("bridge", bridge, f"bridge of NAD {nad}"))
             if plugin.get("isGateway") is True or plugin.get("isDefaultGateway") is True:
-                needs.append(Need("forwarding", FORWARDING, f"the gateway of NAD {nad}"))
+                needs += [
+                    Need("forwarding", key, f"the gateway of NAD {nad}") for key in GATEWAY_SYSCTLS
+                ]
         ipam = plugin.get("ipam")
         if isinstance(ipam, dict) and ipam.get("type") == "host-local":
             data_dir = ipam.get("dataDir")

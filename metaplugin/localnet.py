@@ -26,6 +26,9 @@ NETNS_DIR = Path("/var/run/netns")
 SYS_NET = Path("/sys/class/net")
 PROC_SYS = Path("/proc/sys")
 FORWARDING = "net/ipv4/ip_forward"
+FORWARDING_V6 = "net/ipv6/conf/all/forwarding"
+# The bridge plugin's isGateway turns forwarding on for the gateway's family.
+GATEWAY_SYSCTLS = (FORWARDING, FORWARDING_V6)
 NET_ADDR_SET = "3"  # /sys/class/net/*/addr_assign_type: the address was set by a user
 # What host-local keeps in a network's directory besides leases.
 IPAM_BOOKKEEPING = ("lock",)
@@ -124,6 +127,9 @@ class Host:
             self.ip("link", "delete", name)
 
     # sysctl
+    def has_sysctl(self, key: str) -> bool:
+        return (self.proc_sys / key).exists()
+
     def sysctl(self, key: str) -> str:
         try:
             return (self.proc_sys / key).read_text().strip()
@@ -256,8 +262,8 @@ class HostParts:
                 "jaringctl removes it when its last pod goes down"
             )
         if need.kind == "forwarding":
-            if host.sysctl(need.name) != "0":
-                return None, None
+            if not host.has_sysctl(need.name) or host.sysctl(need.name) != "0":
+                return None, None  # already on, or no such family on this kernel
             return Part(kind="forwarding", name=need.name, restore="0", users=(user,)), (
                 f"host: {need.why} turns on {need.name.replace('/', '.')}; "
                 "jaringctl sets it back to 0 when its last pod goes down"

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 from jaring.cni.errors import CniError
-from jaring.metaplugin.localnet import FORWARDING, Host, HostParts, Need, veth_peer_name
+from jaring.metaplugin.localnet import (
+    FORWARDING,
+    FORWARDING_V6,
+    Host,
+    HostParts,
+    Need,
+    veth_peer_name,
+)
 
 
 class FakeIp:
@@ -202,3 +209,9 @@ def test_parts_are_recorded_before_they_are_made(parts: HostParts, ip: FakeIp) -
     parts.host.run = spy
     parts.acquire("ns/a", [MASTER, BRIDGE])
     assert recorded and recorded[0] == 2
+
+
+def test_forwarding_of_a_family_the_kernel_lacks_is_skipped(parts: HostParts) -> None:
+    need = Need("forwarding", FORWARDING_V6, "gateway")  # no ipv6 under the fake /proc/sys
+    assert parts.acquire("ns/a", [need]) == []
+    assert parts.load() == []
