@@ -4,6 +4,7 @@ interrupted with Ctrl-C (issue 3)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import signal
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from jaring.metaplugin.ctl_demo import DEMO_LOCK
 
 pytestmark = [
     pytest.mark.root,
@@ -33,6 +35,15 @@ def _netns() -> set[str]:
 
 
 def _demo_leftovers(store: Path, before: set[str]) -> list[str]:
+    """What a finished demo left; checked holding the demo lock, as another
+    session's demo (same link names) may be running meanwhile."""
+    DEMO_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with DEMO_LOCK.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        return _leftovers_now(store, before)
+
+
+def _leftovers_now(store: Path, before: set[str]) -> list[str]:
     left = [f"link {n}" for n in DEMO_LINKS if Path("/sys/class/net", n).exists()]
     left += [f"netns {n}" for n in _netns() - before if "jaring-demo" in n]
     left += [f"ipam {p}" for p in ("data-plane", "backend") if (HOST_LOCAL / p).exists()]

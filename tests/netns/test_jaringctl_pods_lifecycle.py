@@ -86,6 +86,10 @@ class Env:
         assert rec is not None
         return str(rec["netns"])
 
+    def own_netns(self) -> list[str]:
+        """This test's namespaces (other tests may make theirs meanwhile)."""
+        return sorted(n for n in _netns_list() if self.tag in n)
+
     def leases(self) -> list[str]:
         """host-local lease files of every network of this test (cluster and NADs)."""
         found = []
@@ -247,12 +251,11 @@ def test_up_twice_keeps_the_same_pod(env: Env) -> None:
 
 
 def test_up_of_an_unknown_pod_is_one_line_and_makes_nothing(env: Env) -> None:
-    before = _netns_list()
     done = env.up("ghost")
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1
     assert f"pod {env.namespace}/ghost not found" in done.stderr
-    assert _netns_list() == before
+    assert env.own_netns() == []
     assert env.record("ghost") is None
 
 
@@ -269,13 +272,12 @@ def test_a_failing_attachment_leaves_nothing_behind(env: Env) -> None:
         },
     )
     env.apply(_two_networks(env) + broken + env.pod("a", "blue, green, broken"))
-    before = _netns_list()
     done = env.up("a")
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1, done.stderr
     assert f"up {env.namespace}/a: CNI ADD failed" in done.stderr
     assert "broken" in done.stderr
-    assert _netns_list() == before
+    assert env.own_netns() == []
     assert env.record("a") is None
     assert env.leases() == []
     assert not _link_exists(env.master) and not _link_exists(env.nad_bridge)
@@ -286,11 +288,10 @@ def test_a_failing_attachment_leaves_nothing_behind(env: Env) -> None:
 
 def test_a_missing_network_fails_up_cleanly(env: Env) -> None:
     env.apply(env.pod("a", "nowhere"))
-    before = _netns_list()
     done = env.up("a")
     assert done.returncode == 1
     assert "nowhere" in done.stderr and "not found" in done.stderr
-    assert _netns_list() == before
+    assert env.own_netns() == []
     assert env.leases() == []
 
 
