@@ -11,23 +11,27 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import http.client
 import json
 import logging
 import os
-import ssl
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from jaring.cni.errors import CniError, Code
+
+if TYPE_CHECKING:  # ssl loads on the first https request (~8 ms), http.client never (~16 ms)
+    import ssl
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "jaring/0.1"
 MAX_BACKOFF = 1.0
+MAX_HEADER_LINE = 65536
+MAX_HEADERS = 200
 
 
 @dataclass(frozen=True)
@@ -247,7 +251,7 @@ class KubeClient:
         self.retries = retries
         self.sleep = sleep
         self._config_stamp = _stamp(config.path)
-        self._conn: http.client.HTTPConnection | None = None
+        self._conn: _Connection | None = None
         self._conn_key: tuple[object, ...] = ()
         self._ssl: ssl.SSLContext | None = None
         self._ssl_material: tuple[object, ...] = ()
@@ -359,48 +363,55 @@ class KubeClient:
         return doc
 
     def _request(self, method: str, path: str, data: bytes | None, content_type: str) -> _Response:
-        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        parts = urlsplit(self.config.server)
+        headers = {
+            "Host": parts.netloc.rpartition("@")[2],
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+        }
         if content_type:
             headers["Content-Type"] = content_type
         token = self._token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        parts = urlsplit(self.config.server)
         target = (parts.path.rstrip("/") + path) or "/"
         # A kept connection may have been closed by the server meanwhile:
         # one fresh reconnect for that is not an attempt.
         for fresh in (False, True):
-            conn, reused = self._connection(fresh=fresh)
+            reused = False
             try:
-                conn.request(method, target, body=data, headers=headers)
-                raw = conn.getresponse()
-                body = raw.read()
-            except ssl.SSLCertVerificationError as exc:
-                # The server is not who the kubeconfig says: retrying cannot help.
+                conn, reused = self._connection(fresh=fresh)
+                raw = conn.exchange(method, target, headers, data)
+            except _ConnectionLostError as exc:
                 self.close()
-                raise KubeApiError(
-                    Code.IO, "TLS failure talking to the Kubernetes API", f"{self.url(path)}: {exc}"
-                ) from None
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
-                self.close()
-                if reused:
+                if reused and not exc.answered:
                     continue
                 raise _TransientError(f"connection lost: {exc}") from None
-            except (OSError, http.client.HTTPException) as exc:
+            except OSError as exc:
                 self.close()
+                if parts.scheme == "https" and _cert_rejected(exc):
+                    # The server is not who the kubeconfig says: retrying cannot help.
+                    raise KubeApiError(
+                        Code.IO,
+                        "TLS failure talking to the Kubernetes API",
+                        f"{self.url(path)}: {exc}",
+                    ) from None
                 raise _TransientError(f"{type(exc).__name__}: {exc}") from None
+            except _ProtocolError as exc:
+                self.close()
+                raise _TransientError(f"bad HTTP answer: {exc}") from None
             if raw.will_close:
                 self.close()
             if raw.status >= 500 or raw.status == 429:
                 raise _TransientError(
-                    f"{raw.status} {_api_message(body)}",
+                    f"{raw.status} {_api_message(raw.body)}",
                     status=raw.status,
-                    retry_after=_retry_after(raw.getheader("Retry-After")),
+                    retry_after=_retry_after(raw.headers.get("retry-after")),
                 )
-            return _Response(raw.status, body)
+            return _Response(raw.status, raw.body)
         raise AssertionError("unreachable: the second pass always returns or raises")
 
-    def _connection(self, *, fresh: bool) -> tuple[http.client.HTTPConnection, bool]:
+    def _connection(self, *, fresh: bool) -> tuple[_Connection, bool]:
         parts = urlsplit(self.config.server)
         context = self._ssl_context() if parts.scheme == "https" else None
         key = (parts.scheme, parts.hostname, parts.port, id(context))
@@ -409,19 +420,19 @@ class KubeClient:
         if self._conn is not None:
             return self._conn, True
         host = parts.hostname or ""
-        conn: http.client.HTTPConnection
-        if context is not None:
-            conn = _HTTPSConnection(
-                host,
-                parts.port or 443,
-                timeout=self.timeout,
-                context=context,
-                server_hostname=self.config.tls_server_name or host,
-            )
-        else:
-            conn = http.client.HTTPConnection(host, parts.port or 80, timeout=self.timeout)
-        self._conn, self._conn_key = conn, key
-        return conn, False
+        sock = socket.create_connection(
+            (host, parts.port or (443 if context else 80)), timeout=self.timeout
+        )
+        try:
+            if context is not None:
+                sock = context.wrap_socket(
+                    sock, server_hostname=self.config.tls_server_name or host
+                )
+        except BaseException:
+            sock.close()
+            raise
+        self._conn, self._conn_key = _Connection(sock), key
+        return self._conn, False
 
     # credentials, from disk on every call
     def _reload_config(self) -> None:
@@ -450,6 +461,8 @@ class KubeClient:
 
     def _ssl_context(self) -> ssl.SSLContext:
         # Built on the first https request only: the system CA store alone costs ~40 ms.
+        import ssl
+
         cfg = self.config
         ca = _read(cfg.ca_file, "certificate-authority") if cfg.ca_file else cfg.ca_data
         cert = _read(cfg.cert_file, "client-certificate") if cfg.cert_file else cfg.cert_data
@@ -479,27 +492,121 @@ class KubeClient:
         return context
 
 
-class _HTTPSConnection(http.client.HTTPSConnection):
-    """HTTPS whose verified name (kubeconfig `tls-server-name`) can differ from the host."""
+class _ConnectionLostError(Exception):
+    """The server closed the connection; `answered` once a status line came."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        *,
-        timeout: float,
-        context: ssl.SSLContext,
-        server_hostname: str,
-    ) -> None:
-        super().__init__(host, port, timeout=timeout, context=context)
-        self._jaring_context = context
-        self._server_hostname = server_hostname
+    def __init__(self, what: str, *, answered: bool) -> None:
+        super().__init__(what)
+        self.answered = answered
 
-    def connect(self) -> None:
-        http.client.HTTPConnection.connect(self)
-        self.sock = self._jaring_context.wrap_socket(
-            self.sock, server_hostname=self._server_hostname
-        )
+
+class _ProtocolError(Exception):
+    """An answer that is not HTTP/1.x as we know it."""
+
+
+@dataclass(frozen=True)
+class _RawAnswer:
+    status: int
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+    will_close: bool
+
+
+class _Connection:
+    """One HTTP/1.1 connection: the little the API needs, without http.client.
+
+    Bodies come with Content-Length, chunked, or until close; keep-alive
+    unless either side says close. Timeouts are the socket's.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader = sock.makefile("rb")
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
+
+    def exchange(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes | None
+    ) -> _RawAnswer:
+        lines = [f"{method} {target} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items())]
+        if body is not None:
+            lines.append(f"Content-Length: {len(body)}")
+        try:
+            self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b""))
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise _ConnectionLostError(str(exc), answered=False) from None
+        try:
+            status_line = self.reader.readline(MAX_HEADER_LINE)
+        except ConnectionResetError as exc:
+            raise _ConnectionLostError(str(exc), answered=False) from None
+        if not status_line:
+            raise _ConnectionLostError("closed before answering", answered=False)
+        version, _, rest = status_line.decode("latin-1").partition(" ")
+        code = rest.strip().partition(" ")[0]
+        if not version.startswith("HTTP/1.") or not code.isdigit():
+            raise _ProtocolError(repr(status_line[:80]))
+        answer_headers = self._headers()
+        status = int(code)
+        connection = answer_headers.get("connection", "").lower()
+        will_close = connection == "close" or (version == "HTTP/1.0" and connection != "keep-alive")
+        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            data = b""
+        elif "chunked" in answer_headers.get("transfer-encoding", "").lower():
+            data = self._chunked()
+        elif "content-length" in answer_headers:
+            length = answer_headers["content-length"]
+            if not length.isdigit():
+                raise _ProtocolError(f"Content-Length {length!r}")
+            data = self._exactly(int(length))
+        else:
+            data, will_close = self.reader.read(), True
+        return _RawAnswer(status, answer_headers, data, will_close)
+
+    def _headers(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for _ in range(MAX_HEADERS):
+            line = self.reader.readline(MAX_HEADER_LINE)
+            if not line:
+                raise _ConnectionLostError("closed in the headers", answered=True)
+            if line in (b"\r\n", b"\n"):
+                return found
+            name, sep, value = line.decode("latin-1").partition(":")
+            if not sep:
+                raise _ProtocolError(f"header line {line[:80]!r}")
+            found[name.strip().lower()] = value.strip()
+        raise _ProtocolError(f"more than {MAX_HEADERS} headers")
+
+    def _exactly(self, size: int) -> bytes:
+        data = self.reader.read(size)
+        if len(data) != size:
+            raise _ConnectionLostError(f"body cut at {len(data)} of {size} bytes", answered=True)
+        return data
+
+    def _chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        while True:
+            line = self.reader.readline(MAX_HEADER_LINE)
+            if not line:
+                raise _ConnectionLostError("closed in a chunked body", answered=True)
+            size_text = line.split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise _ProtocolError(f"chunk size {line[:40]!r}") from None
+            if size == 0:
+                # Trailers, if any, end with an empty line like the headers.
+                self._headers()
+                return b"".join(chunks)
+            chunks.append(self._exactly(size))
+            self._exactly(2)  # the CRLF after each chunk
+
+
+def _cert_rejected(exc: OSError) -> bool:
+    import ssl  # loaded already: only https connections get here
+
+    return isinstance(exc, ssl.SSLCertVerificationError)
 
 
 def _stamp(path: str) -> tuple[int, int, int] | None:

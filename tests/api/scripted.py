@@ -26,6 +26,9 @@ class Answer:
     status: int = 200
     body: bytes = b"{}"
     headers: tuple[tuple[str, str], ...] = ()
+    # How the body is delimited: "length", "chunked", "close" (read to EOF),
+    # "cut" (Content-Length promises more than comes), "raw" (body is the whole answer)
+    framing: str = "length"
 
     @classmethod
     def json(cls, status: int, doc: Any, *headers: tuple[str, str]) -> Answer:
@@ -99,13 +102,32 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
             answer = script.next(
                 Seen(self.command, self.path, dict(self.headers.items()), body, peer_cn)
             )
+            if answer.framing == "raw":
+                self.wfile.write(answer.body)
+                self.close_connection = True
+                return
             self.send_response(answer.status)
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer.body)))
+            if answer.framing == "length":
+                self.send_header("Content-Length", str(len(answer.body)))
+            elif answer.framing == "cut":
+                self.send_header("Content-Length", str(len(answer.body) + 100))
+                self.close_connection = True
+            elif answer.framing == "chunked":
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Connection", "close")
+                self.close_connection = True
             for key, value in answer.headers:
                 self.send_header(key, value)
             self.end_headers()
-            self.wfile.write(answer.body)
+            if answer.framing == "chunked":
+                for i in range(0, len(answer.body), 7):
+                    piece = answer.body[i : i + 7]
+                    self.wfile.write(b"%x;ext=1\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.write(b"0\r\nX-Trailer: t\r\n\r\n")
+            else:
+                self.wfile.write(answer.body)
 
         do_GET = do_POST = do_PATCH = do_DELETE = _answer  # noqa: N815  # http.server's naming
 

@@ -172,3 +172,38 @@ def test_a_kept_connection_the_server_dropped_is_reopened_without_a_retry(
         assert c.get(PATH) == POD
     assert script.connections == 2
     assert slept == []
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked", "close"])
+def test_answer_bodies_in_every_http_framing(tmp_path: Path, framing: str) -> None:
+    big = POD | {"spec": {"pad": "x" * 100_000}}
+    script = Script(default=Answer(200, json.dumps(big).encode(), framing=framing))
+    with serve(script) as url, KubeClient(config(tmp_path, url)) as client:
+        for _ in range(3):
+            assert client.get(PATH) == big
+    assert len(script.seen) == 3
+    assert script.connections == (3 if framing == "close" else 1)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        Answer(200, json.dumps(POD).encode(), framing="cut"),
+        Answer(body=b"SPDY/3 200 OK\r\n\r\n", framing="raw"),
+        Answer(body=b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", framing="raw"),
+        Answer(body=b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", framing="raw"),
+    ],
+    ids=["cut-body", "not-http", "bad-header", "bad-length"],
+)
+def test_broken_answers_are_retried_then_try_again_later(tmp_path: Path, answer: Answer) -> None:
+    script = Script(default=answer)
+    slept: list[float] = []
+    with (
+        serve(script) as url,
+        KubeClient(config(tmp_path, url), retries=1, sleep=slept.append) as client,
+        pytest.raises(CniError) as info,
+    ):
+        client.get(PATH)
+    assert info.value.code == Code.TRY_AGAIN_LATER
+    assert len(script.seen) == 2
+    assert len(slept) == 1
