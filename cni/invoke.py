@@ -45,6 +45,10 @@ class Executor(Protocol):
     ) -> dict[str, Any] | None: ...
 
 
+class PluginNotFoundError(CniError):
+    """No executable for a type on CNI_PATH (nothing of it can have run)."""
+
+
 def find_plugin(plugin_type: str, path: Sequence[str]) -> str:
     """The executable for a type on CNI_PATH; CniError if there is none."""
     check_type(plugin_type, "plugin")
@@ -54,7 +58,7 @@ def find_plugin(plugin_type: str, path: Sequence[str]) -> str:
         candidate = os.path.join(directory, plugin_type)
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
-    raise CniError(
+    raise PluginNotFoundError(
         Code.INVALID_CONFIG,
         f"failed to find plugin {plugin_type!r} in path",
         ":".join(path) or "(CNI_PATH is empty)",
@@ -229,9 +233,13 @@ def del_network(
             executor("DEL", str(net.plugins[index]["type"]), _stdin(conf), runtime)
         except CniError as exc:
             errors.append(exc)
+    if len(errors) == 1:
+        raise errors[0]  # as it is, so callers can tell PluginNotFoundError apart
     if errors:
         first = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        more = f" (and {len(errors) - 1} more)"
+        if all(isinstance(e, PluginNotFoundError) for e in errors):
+            raise PluginNotFoundError(first.code, first.msg + more, first.details)
         raise CniError(first.code, first.msg + more, first.details)
 
 

@@ -418,6 +418,22 @@ class MetaPlugin:
                     prev_result=prev,
                 )
                 done.add(attachment.ifname)
+            except invoke.PluginNotFoundError as exc:
+                if attachment.result is not None:
+                    log.error(
+                        "DEL of %s (%s) failed: %s", attachment.network, attachment.ifname, exc
+                    )
+                    failed.append(f"{attachment.network} ({attachment.ifname}): {exc}")
+                else:
+                    # Its ADD never completed and its plugin cannot even be
+                    # found: nothing of it can exist, so it is gone already.
+                    log.warning(
+                        "DEL of %s (%s): %s; never added",
+                        attachment.network,
+                        attachment.ifname,
+                        exc,
+                    )
+                    done.add(attachment.ifname)
             except CniError as exc:
                 log.error("DEL of %s (%s) failed: %s", attachment.network, attachment.ifname, exc)
                 failed.append(f"{attachment.network} ({attachment.ifname}): {exc}")

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from jaring.cni.errors import CniError
+from jaring.cni.invoke import PluginNotFoundError
 from jaring.cni.plugin import Request
 from jaring.metaplugin.meta import Environment, MetaPlugin
 
@@ -358,3 +359,34 @@ def test_the_whole_plan_is_cached_before_the_first_delegate_runs(h: Harness) -> 
     assert seen == [["eth0", "net1", "net2"]]
     doc = json.loads((h.cache_dir / "c1.json").read_text())
     assert all(a["result"] for a in doc["attachments"])  # results written at the end
+
+
+def _missing_plugin_for(h: Harness, network: str) -> None:
+    original = h.executor.__call__
+
+    def executor(command: str, plugin_type: str, stdin: bytes, runtime: Any) -> Any:
+        if json.loads(stdin).get("name") == network and command in ("ADD", "DEL"):
+            raise PluginNotFoundError(7, f"failed to find plugin {plugin_type!r} in path")
+        return original(command, plugin_type, stdin, runtime)
+
+    h.plugin.env.make_executor = lambda cfg: executor
+
+
+def test_an_attachment_whose_plugin_is_missing_and_never_added_is_not_kept_forever(
+    h: Harness,
+) -> None:
+    h.source.pod("default", "p1", networks="net-a,net-b")
+    _missing_plugin_for(h, "net-b")
+    with pytest.raises(CniError, match="failed to find plugin"):
+        h.plugin.add(h.req("ADD"))
+    assert h.executor.links == {}
+    assert h.cache_files() == []  # rollback finished: nothing of net-b can exist
+
+
+def test_a_completed_attachment_whose_plugin_vanished_keeps_failing_del(h: Harness) -> None:
+    h.source.pod("default", "p1", networks="net-a,net-b")
+    h.plugin.add(h.req("ADD"))
+    _missing_plugin_for(h, "net-b")
+    with pytest.raises(CniError, match="net-b"):
+        h.plugin.delete(h.req("DEL"))
+    assert h.cache_files() == ["c1.json"]  # its link may still exist: DEL must retry
