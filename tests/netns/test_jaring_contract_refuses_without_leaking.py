@@ -103,6 +103,19 @@ def test_failing_delegate_rolls_back_the_ones_before(
     assert_nothing_left(host, box)
 
 
+def test_failing_cluster_network_attaches_nothing(
+    host: Host, runtime: Runtime, cluster: Cluster
+) -> None:
+    cluster_net = runtime.conf["delegates"][0]
+    cluster_net["ipam"] = full_network(host, cluster_net["name"])["ipam"]
+    cluster.nad("data", host.macvlan("data"))
+    box = sandbox(host, cluster, "web", networks="data")
+    add = call(runtime, "ADD", box)
+    assert add.code != 0
+    assert "eth0" in add.doc["msg"]
+    assert_nothing_left(host, box)
+
+
 def test_nothing_left_sees_what_an_add_leaves(
     host: Host, runtime: Runtime, cluster: Cluster
 ) -> None:
