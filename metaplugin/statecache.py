@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -143,7 +142,9 @@ class StateCache:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.path(entry.container_id)
         data = json.dumps(entry.to_json(), separators=(",", ":")).encode()
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=self.root)
+        # Not tempfile: it imports shutil, bz2 and lzma on the binary's path.
+        tmp = self.root / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
