@@ -13,7 +13,7 @@ import base64
 import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Protocol
 
 from jaring.operator import validation
@@ -30,7 +30,7 @@ class NadLookup(Protocol):
     def get(self, network: NetworkRef) -> NadInfo | None: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PodPolicy:
     """Multus `namespaceIsolation` / `globalNamespaces` (default `default`)."""
 
@@ -41,6 +41,7 @@ class PodPolicy:
 @dataclass(frozen=True)
 class Verdict:
     allowed: bool
+    _: KW_ONLY
     message: str = ""
     code: int = 200
     warnings: tuple[str, ...] = ()
@@ -48,7 +49,7 @@ class Verdict:
 
 
 def deny(message: str, *, warnings: Sequence[str] = ()) -> Verdict:
-    return Verdict(False, message, 400, tuple(warnings))
+    return Verdict(False, message=message, code=400, warnings=tuple(warnings))
 
 
 def review_nad(obj: Mapping[str, Any]) -> Verdict:

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Bundle:
     """PEM bytes: the CA certificate, the serving certificate and its private key."""
 
@@ -127,7 +127,7 @@ def needs_renewal(
     return cert.not_valid_after_utc - margin <= now or not set(hostnames) <= covered
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Files:
     """Where the serving cert and key live for the HTTPS server."""
 
@@ -137,11 +137,15 @@ class Files:
 
     @classmethod
     def under(cls, directory: Path) -> Files:
-        return cls(directory / "ca.crt", directory / "tls.crt", directory / "tls.key")
+        return cls(ca=directory / "ca.crt", cert=directory / "tls.crt", key=directory / "tls.key")
 
     def read(self) -> Bundle | None:
         try:
-            return Bundle(self.ca.read_bytes(), self.cert.read_bytes(), self.key.read_bytes())
+            return Bundle(
+                ca_pem=self.ca.read_bytes(),
+                cert_pem=self.cert.read_bytes(),
+                key_pem=self.key.read_bytes(),
+            )
         except FileNotFoundError:
             return None
 

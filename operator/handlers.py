@@ -61,7 +61,7 @@ def _rfc3339(now: datetime.datetime) -> str:
 
 
 def _network(meta: Mapping[str, Any]) -> NetworkRef:
-    return NetworkRef(str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+    return NetworkRef(namespace=str(meta.get("namespace") or ""), name=str(meta.get("name") or ""))
 
 
 def build_registry(
@@ -199,7 +199,7 @@ def build_registry(
 
     @kopf.on.event("", "v1", "pods", registry=registry)
     def track_pod(event: kopf.RawEvent, meta: kopf.Meta, status: kopf.Status, **_: Any) -> None:
-        pod = PodRef(str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        pod = PodRef(namespace=str(meta.get("namespace") or ""), name=str(meta.get("name") or ""))
         if event["type"] == "DELETED":
             state.usage.drop_pod(pod)
             return

@@ -34,7 +34,7 @@ class InstallError(Exception):
     """The host is not in a state to install into; the message says what to fix."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Paths:
     """Host directories as mounted into the installer container."""
 
@@ -337,7 +337,9 @@ def main(
     for tests). A failed refresh keeps what is installed: nothing is ever removed."""
     args = parse_args(argv)
     env = os.environ if environ is None else environ
-    paths = Paths(args.cni_bin_dir, args.cni_conf_dir, args.runtime_dir)
+    paths = Paths(
+        cni_bin_dir=args.cni_bin_dir, cni_conf_dir=args.cni_conf_dir, runtime_dir=args.runtime_dir
+    )
     try:
         if not args.sync_only:
             install_tree(args.source, paths, args.version)

@@ -40,7 +40,7 @@ class SelectionError(ValueError):
     """The annotation breaks an NPWG rule; the message says which element and key."""
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, kw_only=True)
 class NetworkRef:
     namespace: str
     name: str
@@ -117,7 +117,9 @@ def _json_item(where: str, doc: object, pod_namespace: str) -> Selected:
     if "ipam-claim-reference" in doc and doc.get("ips"):
         raise SelectionError(f'{where}: "ipam-claim-reference" cannot be combined with "ips"')
     return Selected(
-        NetworkRef(namespace, name), interface, default_route=bool(doc.get("default-route"))
+        NetworkRef(namespace=namespace, name=name),
+        interface,
+        default_route=bool(doc.get("default-route")),
     )
 
 
@@ -128,7 +130,9 @@ def _short_item(where: str, item: str, pod_namespace: str) -> Selected:
         namespace, name = pod_namespace, text
     if "/" in name:
         raise SelectionError(f"{where}: expected name, namespace/name, optionally @ifname")
-    ref = NetworkRef(_label(where, "namespace", namespace), _label(where, "network name", name))
+    ref = NetworkRef(
+        namespace=_label(where, "namespace", namespace), name=_label(where, "network name", name)
+    )
     return Selected(ref, _ifname(where, ifname) if at else None)
 
 

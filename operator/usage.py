@@ -15,7 +15,7 @@ from jaring.operator.selection import NetworkRef, SelectionError, pod_selection
 _FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, kw_only=True)
 class PodRef:
     namespace: str
     name: str

@@ -37,7 +37,7 @@ class Severity(enum.Enum):
     WARNING = "warning"  # works, but probably not what was meant: admission warning
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Finding:
     """One problem, with the path of the field it is about (e.g. `spec.config.plugins[0].mode`)."""
 
@@ -49,7 +49,15 @@ class Finding:
         return f"{self.field}: {self.message}"
 
 
-@dataclass(frozen=True)
+def _error(field: str, message: str) -> Finding:
+    return Finding(field=field, message=message)
+
+
+def _warning(field: str, message: str) -> Finding:
+    return Finding(field=field, message=message, severity=Severity.WARNING)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Condition:
     """A metav1.Condition of type `Ready`, minus the transition time (see `conditions`)."""
 
@@ -132,39 +140,38 @@ def schema_findings(plugin: Mapping[str, Any], where: str) -> Iterator[Finding]:
     if plugin_type in SCHEMA_TYPES:
         errors = sorted(_validator(plugin_type).iter_errors(dict(plugin)), key=lambda e: e.path)
         for error in errors:
-            yield Finding(_json_path(where, list(error.path)), f"{plugin_type}: {error.message}")
+            yield _error(_json_path(where, list(error.path)), f"{plugin_type}: {error.message}")
     ipam = plugin.get("ipam")
     if isinstance(ipam, Mapping):
         ipam_type = ipam.get("type")
         if not isinstance(ipam_type, str) or not ipam_type:
-            yield Finding(f"{where}.ipam.type", "IPAM needs a plugin type")
+            yield _error(f"{where}.ipam.type", "IPAM needs a plugin type")
         elif ipam_type in SCHEMA_TYPES and ipam_type != plugin_type:
             yield from schema_findings(ipam, f"{where}.ipam")
 
 
 def _config_findings(nad_name: str, config: object) -> Iterator[Finding]:
     if not isinstance(config, str):
-        yield Finding("spec.config", f"must be a string, got {type(config).__name__}")
+        yield _error("spec.config", f"must be a string, got {type(config).__name__}")
         return
     try:
         doc = json.loads(config)
     except ValueError as exc:
-        yield Finding("spec.config", f"not valid JSON: {exc}")
+        yield _error("spec.config", f"not valid JSON: {exc}")
         return
     if not isinstance(doc, dict):
-        yield Finding("spec.config", "must be a JSON object (a conf or a conflist)")
+        yield _error("spec.config", "must be a JSON object (a conf or a conflist)")
         return
     try:
         netconf = NetworkConfig.parse(doc, default_name=nad_name)
     except CniError as exc:
-        yield Finding("spec.config", str(exc))
+        yield _error("spec.config", str(exc))
         return
     if "name" in doc and netconf.name != nad_name:
         # NPWG "should": the CNI name equals the NAD name. Multus runs it anyway.
-        yield Finding(
+        yield _warning(
             "spec.config.name",
             f"CNI name {netconf.name!r} differs from the NAD name {nad_name!r}",
-            Severity.WARNING,
         )
     for index, plugin in enumerate(netconf.plugins):
         where = f"spec.config.plugins[{index}]" if netconf.is_list else "spec.config"
@@ -177,18 +184,18 @@ def validate_nad(
     """Everything wrong with one NAD, errors first. An empty tuple means valid."""
     found: list[Finding] = []
     if not is_dns1123_label(name):
-        found.append(Finding("metadata.name", f"{name!r} is not a DNS-1123 label (NPWG)"))
+        found.append(_error("metadata.name", f"{name!r} is not a DNS-1123 label (NPWG)"))
     if namespace and not is_dns1123_label(namespace):
-        found.append(Finding("metadata.namespace", f"{namespace!r} is not a DNS-1123 label"))
+        found.append(_error("metadata.namespace", f"{namespace!r} is not a DNS-1123 label"))
     resource_name = annotations.get(RESOURCE_NAME_ANNOTATION)
     if resource_name is not None:
         problem = resource_name_problem(resource_name)
         if problem:
-            found.append(Finding(f"metadata.annotations[{RESOURCE_NAME_ANNOTATION}]", problem))
+            found.append(_error(f"metadata.annotations[{RESOURCE_NAME_ANNOTATION}]", problem))
     if spec is None:
         spec = {}
     if not isinstance(spec, Mapping):
-        found.append(Finding("spec", "must be an object"))
+        found.append(_error("spec", "must be an object"))
     elif spec.get("config") not in (None, ""):
         # NPWG: an absent/empty config means "the node's on-disk config with this name".
         found.extend(_config_findings(name, spec["config"]))
@@ -213,18 +220,33 @@ def ready_condition(
 ) -> Condition:
     bad = errors(findings)
     if bad:
-        return Condition(False, "InvalidConfig", summary(bad), generation)
+        return Condition(
+            status=False,
+            reason="InvalidConfig",
+            message=summary(bad),
+            observed_generation=generation,
+        )
     if uses_disk_config:
         return Condition(
-            True,
-            "OnDiskConfig",
-            "spec.config is empty: nodes use their on-disk config with this name",
-            generation,
+            status=True,
+            reason="OnDiskConfig",
+            message="spec.config is empty: nodes use their on-disk config with this name",
+            observed_generation=generation,
         )
     notes = warnings(findings)
     if notes:
-        return Condition(True, "ValidWithWarnings", summary(notes), generation)
-    return Condition(True, "Valid", "configuration is valid", generation)
+        return Condition(
+            status=True,
+            reason="ValidWithWarnings",
+            message=summary(notes),
+            observed_generation=generation,
+        )
+    return Condition(
+        status=True,
+        reason="Valid",
+        message="configuration is valid",
+        observed_generation=generation,
+    )
 
 
 def conditions(old: object, ready: Condition, *, now: str) -> tuple[list[dict[str, Any]], bool]:

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 from jaring.operator.validation import Condition, Finding, Severity, conditions, ready_condition
 
-BAD = Finding("spec.config.mode", "macvlan: 'x' is not one of [...]")
-NOTE = Finding("spec.config.name", "CNI name 'a' differs", Severity.WARNING)
+BAD = Finding(field="spec.config.mode", message="macvlan: 'x' is not one of [...]")
+NOTE = Finding(field="spec.config.name", message="CNI name 'a' differs", severity=Severity.WARNING)
 
 
 def test_valid_invalid_warned_and_on_disk() -> None:
     assert ready_condition((), generation=2) == Condition(
-        True, "Valid", "configuration is valid", 2
+        status=True, reason="Valid", message="configuration is valid", observed_generation=2
     )
     assert ready_condition((BAD, NOTE), generation=1) == Condition(
-        False, "InvalidConfig", "spec.config.mode: macvlan: 'x' is not one of [...]", 1
+        status=False,
+        reason="InvalidConfig",
+        message="spec.config.mode: macvlan: 'x' is not one of [...]",
+        observed_generation=1,
     )
     warned = ready_condition((NOTE,), generation=None)
     assert (warned.status, warned.reason) == (True, "ValidWithWarnings")
@@ -23,7 +26,7 @@ def test_valid_invalid_warned_and_on_disk() -> None:
 
 
 def test_all_errors_are_in_the_message() -> None:
-    other = Finding("spec.config.mtu", "bridge: '1' is not of type 'integer'")
+    other = Finding(field="spec.config.mtu", message="bridge: '1' is not of type 'integer'")
     cond = ready_condition((BAD, other), generation=1)
     assert cond.message == f"{BAD}; {other}"
 
@@ -55,7 +58,7 @@ def test_same_verdict_again_changes_nothing() -> None:
 
 def test_flip_moves_the_transition_time_and_a_new_message_does_not() -> None:
     first, _ = conditions(None, ready_condition((BAD,), generation=1), now="T1")
-    other = Finding("spec.config.mtu", "bad")
+    other = Finding(field="spec.config.mtu", message="bad")
     second, changed = conditions(first, ready_condition((other,), generation=2), now="T2")
     assert changed
     assert second[0]["lastTransitionTime"] == "T1"

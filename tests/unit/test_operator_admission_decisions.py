@@ -55,7 +55,7 @@ def test_nad_review_allows_denies_and_warns() -> None:
 
 
 def test_pod_review_reports_missing_nads_once_each_sorted() -> None:
-    nads = catalog(NadInfo(NetworkRef("ns", "here")))
+    nads = catalog(NadInfo(NetworkRef(namespace="ns", name="here")))
     verdict = admission.review_pod(
         pod("zz,here,aa,zz@net9"), namespace="ns", nads=nads, policy=POLICY
     )
@@ -86,9 +86,9 @@ def test_pod_review_denies_bad_syntax_with_the_parsers_message() -> None:
     assert verdict.message.startswith("networks[0]: interface must be a valid Linux")
 
 
-SRIOV = NadInfo(NetworkRef("ns", "vf"), "intel.com/sriov")
-OTHER = NadInfo(NetworkRef("ns", "mlx"), "nvidia.com/mlx")
-PLAIN = NadInfo(NetworkRef("ns", "plain"))
+SRIOV = NadInfo(NetworkRef(namespace="ns", name="vf"), "intel.com/sriov")
+OTHER = NadInfo(NetworkRef(namespace="ns", name="mlx"), "nvidia.com/mlx")
+PLAIN = NadInfo(NetworkRef(namespace="ns", name="plain"))
 
 
 def patch_of(p: dict[str, Any], networks: str) -> list[dict[str, Any]]:

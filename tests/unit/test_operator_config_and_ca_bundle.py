@@ -32,7 +32,9 @@ def test_every_variable_is_read() -> None:
         argv_hostnames=["hooks.example"],
     )
     assert config.block_delete_in_use is True
-    assert config.pod_policy == PodPolicy(True, frozenset({"shared", "infra"}))
+    assert config.pod_policy == PodPolicy(
+        namespace_isolation=True, global_namespaces=frozenset({"shared", "infra"})
+    )
     assert config.webhooks is False
     assert config.webhook_port == 9443
     assert config.cert_dir == Path("/certs")

@@ -9,9 +9,9 @@ from jaring.operator.selection import NetworkRef, Selected, SelectionError, pars
 
 def test_short_form_with_namespaces_and_interfaces() -> None:
     assert parse("a, other/b@net5 ,c@x", pod_namespace="ns") == (
-        Selected(NetworkRef("ns", "a")),
-        Selected(NetworkRef("other", "b"), "net5"),
-        Selected(NetworkRef("ns", "c"), "x"),
+        Selected(NetworkRef(namespace="ns", name="a")),
+        Selected(NetworkRef(namespace="other", name="b"), "net5"),
+        Selected(NetworkRef(namespace="ns", name="c"), "x"),
     )
 
 
@@ -22,8 +22,8 @@ def test_json_form_with_every_key() -> None:
     "infiniband-guid": "g", "example.com/ext": 1}, {"name": "b",
     "ipam-claim-reference": "claim"}]"""
     assert parse(text, pod_namespace="ns") == (
-        Selected(NetworkRef("x", "a"), "dp0", default_route=True),
-        Selected(NetworkRef("ns", "b")),
+        Selected(NetworkRef(namespace="x", name="a"), "dp0", default_route=True),
+        Selected(NetworkRef(namespace="ns", name="b")),
     )
 
 

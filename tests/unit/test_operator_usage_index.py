@@ -14,7 +14,7 @@ from jaring.operator.usage import (
 )
 
 ANN = "k8s.v1.cni.cncf.io/networks"
-A, B = NetworkRef("ns", "a"), NetworkRef("other", "b")
+A, B = NetworkRef(namespace="ns", name="a"), NetworkRef(namespace="other", name="b")
 
 
 def test_networks_of_running_pending_and_finished_pods() -> None:
@@ -33,7 +33,7 @@ def test_an_unparsable_annotation_holds_nothing() -> None:
 
 def test_index_follows_pods_as_they_change_and_go() -> None:
     index = UsageIndex()
-    p1, p2 = PodRef("ns", "p1"), PodRef("ns", "p2")
+    p1, p2 = PodRef(namespace="ns", name="p1"), PodRef(namespace="ns", name="p2")
     index.set_pod(p1, frozenset({A, B}))
     index.set_pod(p2, frozenset({A}))
     assert index.users(A) == (p1, p2)
@@ -45,11 +45,11 @@ def test_index_follows_pods_as_they_change_and_go() -> None:
     index.set_pod(p1, frozenset())  # finished: holds nothing
     assert index.users(B) == ()
     assert len(index) == 0
-    index.drop_pod(PodRef("ns", "never-seen"))  # harmless
+    index.drop_pod(PodRef(namespace="ns", name="never-seen"))  # harmless
 
 
 def test_in_use_message_lists_a_few_pods_and_counts_the_rest() -> None:
-    pods = tuple(PodRef("ns", f"p{i}") for i in range(7))
+    pods = tuple(PodRef(namespace="ns", name=f"p{i}") for i in range(7))
     assert in_use_message(A, pods[:2]) == (
         "NetworkAttachmentDefinition ns/a is still used by 2 pod(s): ns/p0, ns/p1"
     )
