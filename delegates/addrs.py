@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import subprocess
 from collections.abc import Callable
 from typing import Any
 
 from jaring.cni.errors import CniError, Code
 from jaring.cni.types import IPConfig, Result, Route
 
-from . import links
+from . import links, netns
 from .netns import Netlink
 
 IFA_F_DADFAILED = 0x08
@@ -30,12 +29,8 @@ EnableIpv6 = Callable[[str, str], None]
 
 
 def pod_sysctl(netns_path: str, settings: dict[str, str]) -> None:
-    """Write sysctls inside the pod's netns (a child enters it; we never setns)."""
-    argv = ["nsenter", f"--net={netns_path}", "sysctl", "-qw"]
-    argv += [f"{key}={value}" for key, value in settings.items()]
-    done = subprocess.run(argv, check=False, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise CniError(Code.OTHER, "failed to set sysctl in the pod", done.stderr.strip())
+    """Write sysctls inside the pod's netns (a forked child enters it; we never setns)."""
+    netns.pod_sysctl(netns_path, settings)
 
 
 def enable_ipv6_in_netns(netns_path: str, ifname: str) -> None:
@@ -111,9 +106,13 @@ def configure_iface(
     result: Result,
     iface_index: int,
     enable_ipv6: EnableIpv6 = enable_ipv6_in_netns,
+    link: links.Link | None = None,
 ) -> None:
-    """Bring `ifname` up with the result's addresses and routes (ConfigureIface)."""
-    link = links.require(ipr, ifname)
+    """Bring `ifname` up with the result's addresses and routes (ConfigureIface).
+
+    `link`: the caller's fresh snapshot of `ifname`, saving a lookup.
+    """
+    link = link or links.require(ipr, ifname)
     links.set_up(ipr, link.index)
     ips = _ips_for(result, iface_index=iface_index, ifname=ifname)
     v6_enabled = False

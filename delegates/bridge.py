@@ -165,7 +165,12 @@ class BridgePlugin:
                     },
                 )
                 addrs.configure_iface(
-                    pod, netns_path=req.netns, ifname=req.ifname, result=draft, iface_index=2
+                    pod,
+                    netns_path=req.netns,
+                    ifname=req.ifname,
+                    result=draft,
+                    iface_index=2,
+                    link=pod_link,
                 )
                 self._wait_port_up(host, host_veth.name)
                 if conf.is_gateway:
@@ -227,7 +232,7 @@ class BridgePlugin:
             host.link("set", index=br.index, flags=links.IFF_PROMISC, mask=links.IFF_PROMISC)
         if not br.up:
             links.set_up(host, br.index)
-        return links.require(host, conf.bridge, "bridge")
+        return br  # index and name are what callers use; the MAC is re-read at the end
 
     def _veth(
         self,
@@ -267,14 +272,15 @@ class BridgePlugin:
         undo.callback(links.delete, host, host_name)
         veth = links.require(host, host_name, "host veth")
         host.link("set", index=veth.index, master=br.index, state="up")
-        host.brport("set", index=veth.index, mode=1 if conf.hairpin else 0)
+        if conf.hairpin:  # a new port's hairpin mode is already off
+            host.brport("set", index=veth.index, mode=1)
         if conf.vlan:
             host.vlan_filter(
                 "add",
                 index=veth.index,
                 vlan_info={"vid": conf.vlan, "flags": ["pvid", "untagged"]},
             )
-        return links.require(host, host_name, "host veth")
+        return veth
 
     def _wait_port_up(self, host: Netlink, name: str) -> None:
         def port_up() -> bool:

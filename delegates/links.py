@@ -119,13 +119,10 @@ def temp_name(prefix: str = "jt") -> str:
 
 
 def delete(ipr: Netlink, name: str) -> bool:
-    """Delete a link by name; False when it was already gone."""
-    link = get(ipr, name)
-    if link is None:
-        return False
+    """Delete a link by name; False when it was already gone (one netlink call)."""
     try:
-        ipr.link("del", index=link.index)
-    except Exception as exc:  # raced with another delete: gone is what we want
+        ipr.link("del", ifname=name)
+    except Exception as exc:  # ENODEV: already gone, which is what we want
         if netlink_errno(exc) in (errno.ENODEV, errno.ENOENT):
             return False
         raise

@@ -9,9 +9,10 @@ the pod's link and tolerates its absence (SPEC.md "ADD", "DEL", "CHECK").
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from jaring.cni import version as versions
@@ -131,7 +132,12 @@ class SubLinkPlugin:
                     # The reference turns arp_notify on for layer-3 links only.
                     self.pod_sysctl(req.netns, {f"net.ipv4.conf.{req.ifname}.arp_notify": "1"})
                 addrs.configure_iface(
-                    pod, netns_path=req.netns, ifname=req.ifname, result=out, iface_index=0
+                    pod,
+                    netns_path=req.netns,
+                    ifname=req.ifname,
+                    result=out,
+                    iface_index=0,
+                    link=link,
                 )
             else:
                 links.set_up(pod, link.index)
@@ -184,10 +190,17 @@ class SubLinkPlugin:
                 ) from None
         created = links.require(pod, temp, self.flavour.kind)
         undo.callback(_delete_index, pod, created.index)
-        if links.get(pod, req.ifname) is not None:
-            raise CniError(Code.OTHER, f"interface {req.ifname!r} already exists in the pod")
-        pod.link("set", index=created.index, ifname=req.ifname)
-        return links.require(pod, req.ifname, self.flavour.kind)
+        try:
+            pod.link("set", index=created.index, ifname=req.ifname)
+        except Exception as exc:  # EEXIST: the pod already has that name
+            if links.netlink_errno(exc) == errno.EEXIST:
+                raise CniError(
+                    Code.OTHER, f"interface {req.ifname!r} already exists in the pod"
+                ) from None
+            raise CniError(
+                Code.OTHER, f"failed to rename {temp} to {req.ifname}", str(exc)
+            ) from None
+        return replace(created, name=req.ifname)
 
     def delete(self, req: Request) -> None:
         conf = self.parse(req, None)

@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ REFERENCE = Path("/usr/lib/cni")
 VENV_BIN = Path(sys.executable).parent
 VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 REFERENCE_MAX = "1.0.0"  # containernetworking-plugins 1.1.1 predates CNI 1.1.0
+SETTLE = 5.0  # seconds the kernel may take to settle carrier/operstate
 MAC = re.compile(r"\b[0-9a-f]{2}(:[0-9a-f]{2}){5}\b")
 VETH = re.compile(r"\bveth[0-9a-f]{8}\b")
 
@@ -374,6 +376,21 @@ def assert_same(ours: object, ref: object, what: str) -> None:
     raise AssertionError(f"{what} differs from the reference:\n{diff}")
 
 
+def assert_states_match(ours: Side, ref: Side, ifname: str, what: str) -> None:
+    """Snapshots equal, polled against a deadline: carrier and operstate settle
+    asynchronously in the kernel (linkwatch), so a snapshot taken right after a
+    plugin returns may still show a transition."""
+    deadline = time.monotonic() + SETTLE
+    pause = 0.01
+    while True:
+        mine, theirs = snapshot(ours, ifname), snapshot(ref, ifname)
+        if mine == theirs or time.monotonic() > deadline:
+            assert_same(mine, theirs, what)
+            return
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
+
+
 def compare(case: Case, ref: Side, ours: Side) -> None:
     """Run ADD, CHECK, DEL, DEL on both sides; assert equal results and states."""
     ref_run = Runner("ref", case.plugin_type)
@@ -391,7 +408,7 @@ def compare(case: Case, ref: Side, ours: Side) -> None:
         assert our_doc.pop("cniVersion") == case.version
         ref_doc.pop("cniVersion")
         assert_same(our_doc, ref_doc, "ADD result")
-        assert_same(snapshot(ours, case.ifname), snapshot(ref, case.ifname), "state after ADD")
+        assert_states_match(ours, ref, case.ifname, "state after ADD")
     else:
         # The reference leaks the veth when a later step fails; jaring undoes it all.
         state = snapshot(ours, case.ifname)
@@ -409,9 +426,10 @@ def compare(case: Case, ref: Side, ours: Side) -> None:
         ref_run("DEL", ref, _with_prev(ref_in, ref_add.doc), ifname=case.ifname)
         our_del = our_run("DEL", ours, _with_prev(our_in, our_add.doc), ifname=case.ifname)
         assert our_del.code == 0, our_del
-        mine, theirs = snapshot(ours, case.ifname), snapshot(ref, case.ifname)
-        if ref_add.code != 0:
+        if ref_add.code == 0:
+            assert_states_match(ours, ref, case.ifname, "state after DEL")
+        else:
             # The reference keeps the bridge it made for a failed ADD; jaring removed it.
+            mine, theirs = snapshot(ours, case.ifname), snapshot(ref, case.ifname)
             assert "bridge" not in mine["host"], mine["host"]
-            mine, theirs = mine["pod"], theirs["pod"]
-        assert_same(mine, theirs, "state after DEL")
+            assert_same(mine["pod"], theirs["pod"], "pod state after DEL")
