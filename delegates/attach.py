@@ -108,3 +108,27 @@ def pod_interface(result: Result, ifname: str, netns: str) -> int:
         if iface.name == ifname and iface.sandbox:
             return index
     raise CniError(Code.OTHER, f"prevResult has no interface {ifname!r} in the pod", netns)
+
+
+VALID_ATTACHMENTS_KEYS = ("cni.dev/valid-attachments", "cni.dev/attachments")
+
+
+def valid_attachments(req: Request) -> set[tuple[str, str]]:
+    """GC's (containerID, ifname) pairs to keep; either spelling of the key (SPEC.md GC)."""
+    for key in VALID_ATTACHMENTS_KEYS:
+        items = req.config.get(key)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            raise CniError(Code.INVALID_CONFIG, f"{key} must be a list", repr(items)[:200])
+        pairs = set()
+        for item in items:
+            if not isinstance(item, dict):
+                raise CniError(Code.INVALID_CONFIG, f"{key} entries must be objects", repr(item))
+            pairs.add((str(item.get("containerID", "")), str(item.get("ifname", ""))))
+        return pairs
+    raise CniError(
+        Code.INVALID_CONFIG,
+        "GC needs the valid attachments",
+        f"stdin has no {VALID_ATTACHMENTS_KEYS[0]!r}",
+    )

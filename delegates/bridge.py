@@ -368,9 +368,12 @@ class BridgePlugin:
             self.ipam.status(req, ipam)
 
     def gc(self, req: Request) -> None:
-        ipam = ipam_conf(req.config)
-        if ipam:
-            self.ipam.gc(req, ipam)
+        """Release IPAM and masquerade chains of attachments the runtime no longer has."""
+        conf = BridgeConf.parse(req, for_add=False)
+        keep = attach.valid_attachments(req)
+        if conf.ipam:
+            self.ipam.gc(req, conf.ipam)
+        masq.gc(network=conf.network, keep={cid for cid, _ in keep}, run=self.masq_runner)
 
 
 def ensure_addr(host: Netlink, link: links.Link, family: int, cidr: str, *, force: bool) -> None:

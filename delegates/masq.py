@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -119,3 +120,26 @@ def teardown(*, network: str, container_id: str, run: Runner = run_tool) -> None
         done = run([restore, "-w", "--noflush"], "\n".join(script) + "\n")
         if done.returncode != 0:
             raise _fail(restore, done)
+
+
+_OWNER = re.compile(r'--comment "name: \\"(?P<name>[^\\]*)\\" id: \\"(?P<id>[^\\]*)\\""')
+
+
+def gc(*, network: str, keep: set[str], run: Runner = run_tool) -> list[str]:
+    """Tear down this network's chains whose container is not in `keep` (CNI 1.1 GC).
+
+    Returns the container IDs collected. The owner is read back from the
+    rules' comment, which names the network and the container.
+    """
+    stale: set[str] = set()
+    for family in (4, 6):
+        listing = run([TOOLS[family][0], "-w", "-t", "nat", "-S"], "")
+        if listing.returncode != 0:
+            continue
+        for line in listing.stdout.splitlines():
+            found = _OWNER.search(line)
+            if found and found["name"] == network and found["id"] not in keep:
+                stale.add(found["id"])
+    for container_id in sorted(stale):
+        teardown(network=network, container_id=container_id, run=run)
+    return sorted(stale)

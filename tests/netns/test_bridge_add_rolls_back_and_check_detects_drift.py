@@ -62,7 +62,11 @@ def req(side: Side, command: str, *, netns: str | None = None, **extra: Any) -> 
 
 def leases(side: Side) -> list[str]:
     root = side.data_dir / side.network
-    return sorted(p.name for p in root.iterdir() if p.name[0].isdigit()) if root.is_dir() else []
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.name for p in root.iterdir() if p.name != "lock" and "last_reserved" not in p.name
+    )
 
 
 def failing_iptables(argv: Sequence[str], stdin: str) -> masq.Completed:
@@ -168,3 +172,42 @@ def test_second_pod_on_the_bridge_keeps_the_gateway_and_bridge_mac(side: Side) -
     finally:
         sh("ip", "netns", "del", other.netns, check=False)
     plugin.delete(req(side, "DEL"))
+
+
+def test_gc_releases_leases_and_chains_of_attachments_not_kept(side: Side) -> None:
+    plugin = BridgePlugin()
+    other = Side(side.tmp, tag=side.tag[::-1])
+    sh("ip", "netns", "add", other.netns)
+    doc = json.loads(side.render(CONF, "1.1.0"))
+
+    def call(command: str, container_id: str, path: str) -> Request:
+        return Request.build(
+            command, json.dumps(doc).encode(), container_id=container_id, netns=path, ifname="eth0"
+        )
+
+    try:
+        plugin.add(call("ADD", "keep-me", side.netns_path))
+        plugin.add(call("ADD", "gone-pod", other.netns_path))
+        doc["cni.dev/valid-attachments"] = [{"containerID": "keep-me", "ifname": "eth0"}]
+        plugin.gc(call("GC", "", ""))
+        rules = sh("iptables", "-w", "-t", "nat", "-S")
+        assert masq.chain_name(side.network, "keep-me") in rules
+        assert masq.chain_name(side.network, "gone-pod") not in rules
+        assert leases(side) == ["10.44.0.2", "fd44::2"]
+        del doc["cni.dev/valid-attachments"]
+        plugin.delete(call("DEL", "keep-me", side.netns_path))
+        plugin.delete(call("DEL", "gone-pod", other.netns_path))
+    finally:
+        sh("ip", "netns", "del", other.netns, check=False)
+        for cid in ("keep-me", "gone-pod"):
+            masq.teardown(network=side.network, container_id=cid)
+
+
+def test_gc_without_valid_attachments_is_refused(side: Side) -> None:
+    doc = json.loads(side.render(CONF, "1.1.0"))
+    with pytest.raises(CniError, match="GC needs the valid attachments"):
+        BridgePlugin().gc(Request.build("GC", json.dumps(doc).encode()))
+
+
+def test_status_is_ready_when_the_ipam_store_is_usable(side: Side) -> None:
+    BridgePlugin().status(Request.build("STATUS", side.render(CONF, "1.1.0")))

@@ -77,7 +77,8 @@ def test_netlink_control_reads_what_it_applies(pf: str) -> None:
     control.apply(pf=pf, vf=2, settings=wanted)
     got = control.read(pf=pf, vf=2).only(wanted.changed())
     assert got == wanted
-    assert ip_vf(pf, 2)["vlan"] == 20
+    seen = ip_vf(pf, 2)
+    assert (seen["vlan"], seen["address"]) == (20, "0e:00:00:00:77:01"), seen
 
 
 def test_sriov_add_sets_and_del_restores_every_vf_setting(pf: str, tmp_path: Path) -> None:
@@ -96,7 +97,9 @@ def test_sriov_add_sets_and_del_restores_every_vf_setting(pf: str, tmp_path: Pat
     result = plugin.add(request("ADD", **conf))
     assert result.interfaces[0].pci_id == VF_PCI
     during = ip_vf(pf, 1)
-    assert (during["vlan"], during["qos"], during["address"]) == (30, 5, "0e:00:00:00:77:02")
+    assert (during["vlan"], during["qos"], during["address"]) == (30, 5, "0e:00:00:00:77:02"), (
+        during
+    )
     plugin.delete(request("DEL", **conf))
     after = NetlinkVfControl().read(pf=pf, vf=1)
     assert after == before
