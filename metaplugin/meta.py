@@ -31,7 +31,7 @@ from . import plan as planning
 from . import status as netstatus
 from .config import MetaConfig, parse_config
 from .ids import ContainerID, IfName, NadName, Namespace, PodName, PodUID
-from .podroutes import NsenterRouteEditor, RouteEditor
+from .podroutes import LinkProbe, NsenterLinkProbe, NsenterRouteEditor, RouteEditor
 from .sources import NadInfo, PodInfo, Source
 from .statecache import CachedAttachment, CacheEntry, StateCache
 
@@ -100,6 +100,7 @@ class Environment:
     make_source: Callable[[MetaConfig], Source | None] = _default_source
     make_executor: Callable[[MetaConfig | None], Executor] = _default_executor
     routes: RouteEditor = field(default_factory=NsenterRouteEditor)
+    links: LinkProbe = field(default_factory=NsenterLinkProbe)
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
     status_retries: int = 3
@@ -435,8 +436,21 @@ class MetaPlugin:
                     )
                     done.add(attachment.ifname)
             except CniError as exc:
-                log.error("DEL of %s (%s) failed: %s", attachment.network, attachment.ifname, exc)
-                failed.append(f"{attachment.network} ({attachment.ifname}): {exc}")
+                runtime = self._runtime(req, attachment.ifname, args=req.args or entry.cni_args)
+                if self._gone_anyway(
+                    attachment.config,
+                    attachment.runtime_config,
+                    netns=req.netns or entry.netns,
+                    runtime=runtime,
+                    executor=executor,
+                    error=exc,
+                ):
+                    done.add(attachment.ifname)
+                else:
+                    log.error(
+                        "DEL of %s (%s) failed: %s", attachment.network, attachment.ifname, exc
+                    )
+                    failed.append(f"{attachment.network} ({attachment.ifname}): {exc}")
             if attachment.device_info_file:
                 Path(attachment.device_info_file).unlink(missing_ok=True)
         remaining = entry.without(done)
@@ -446,6 +460,55 @@ class MetaPlugin:
             cache.remove(entry.container_id)
         if failed:
             raise CniError(Code.DELEGATE_FAILED, "DEL failed for some networks", "; ".join(failed))
+
+    def _gone_anyway(
+        self,
+        config: Mapping[str, Any] | NetworkConfig,
+        runtime_config: Mapping[str, Any],
+        *,
+        netns: str,
+        runtime: Runtime,
+        executor: Executor,
+        error: CniError,
+    ) -> bool:
+        """A delegate's DEL failed: is the attachment gone all the same?
+
+        Some plugins cannot DEL once their host parts are gone (reference
+        macvlan 1.1.1 without its master: "Link not found"), which would keep
+        the IP lease and fail every later DEL. When the interface is no
+        longer in the pod, jaring releases the IPAM of each plugin itself;
+        if that works, nothing of the attachment is left and DEL succeeds.
+        """
+        if self.env.links.exists(netns=netns, ifname=runtime.ifname):
+            return False
+        try:
+            net = config if isinstance(config, NetworkConfig) else NetworkConfig.parse(config)
+        except CniError:
+            return False
+        for index in reversed(range(len(net.plugins))):
+            ipam = net.plugins[index].get("ipam")
+            ipam_type = ipam.get("type") if isinstance(ipam, dict) else None
+            if not isinstance(ipam_type, str) or not ipam_type:
+                continue
+            conf = net.plugin_config(index, runtime_config=runtime_config)
+            try:
+                executor("DEL", ipam_type, json.dumps(conf).encode(), runtime)
+            except CniError as ipam_error:
+                log.error(
+                    "DEL of %s (%s): IPAM %s release failed too: %s",
+                    net.name,
+                    runtime.ifname,
+                    ipam_type,
+                    ipam_error,
+                )
+                return False
+        log.warning(
+            "DEL of %s (%s) failed (%s) but its interface is gone and its IPAM released",
+            net.name,
+            runtime.ifname,
+            error,
+        )
+        return True
 
     def _delete_without_cache(self, cfg: MetaConfig, req: Request, executor: Executor) -> None:
         """No cache (never added, or it was lost): DEL what can be found."""
@@ -479,15 +542,21 @@ class MetaPlugin:
             )
         failed = []
         for step in reversed(steps):
+            runtime = self._runtime(req, step.ifname)
             try:
                 invoke.del_network(
-                    step.config,
-                    self._runtime(req, step.ifname),
-                    executor,
-                    runtime_config=step.runtime_config,
+                    step.config, runtime, executor, runtime_config=step.runtime_config
                 )
             except CniError as exc:
-                failed.append(f"{step.network} ({step.ifname}): {exc}")
+                if not self._gone_anyway(
+                    step.config,
+                    step.runtime_config,
+                    netns=req.netns,
+                    runtime=runtime,
+                    executor=executor,
+                    error=exc,
+                ):
+                    failed.append(f"{step.network} ({step.ifname}): {exc}")
         if failed:
             raise CniError(Code.DELEGATE_FAILED, "DEL failed for some networks", "; ".join(failed))
 

@@ -1,7 +1,8 @@
-"""Moving a pod's default route to the network that asked for it.
+"""Looking into a pod's netns: its default route, and whether a link is there.
 
 NPWG `default-route`: the cluster network's default route is removed and the
-requested gateway installed on the selected interface. Done with `ip` run
+requested gateway installed on the selected interface. DEL asks whether an
+interface is still there when a delegate failed. Done with `ip` run
 inside the pod's netns through `nsenter`, so the binary's hot path stays
 standard library only and pays nothing unless a pod asks for it.
 """
@@ -9,6 +10,8 @@ standard library only and pays nothing unless a pod asks for it.
 from __future__ import annotations
 
 import ipaddress
+import json
+import os
 import subprocess
 from collections.abc import Sequence
 from typing import Protocol
@@ -51,3 +54,32 @@ class NsenterRouteEditor:
                     f"cannot install default route via {gateway} on {ifname}",
                     done.stderr.strip(),
                 )
+
+
+class LinkProbe(Protocol):
+    def exists(self, *, netns: str, ifname: str) -> bool: ...
+
+
+class NsenterLinkProbe:
+    """Is an interface still in the pod? Only asked when a delegate's DEL failed."""
+
+    def __init__(self, *, timeout: float = 10.0) -> None:
+        self.timeout = timeout
+
+    def exists(self, *, netns: str, ifname: str) -> bool:
+        if not netns or not os.path.exists(netns):
+            return False  # the namespace is gone, and every link in it
+        done = subprocess.run(
+            ["nsenter", f"--net={netns}", "ip", "-j", "link", "show"],
+            capture_output=True,
+            text=True,
+            timeout=self.timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            return True  # cannot tell: assume it is there (never drop state blindly)
+        try:
+            links = json.loads(done.stdout or "[]")
+        except ValueError:
+            return True
+        return any(isinstance(i, dict) and i.get("ifname") == ifname for i in links)

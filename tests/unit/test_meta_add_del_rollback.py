@@ -35,11 +35,18 @@ class Harness:
             def set_default_routes(self, *, netns: str, ifname: str, gateways: Any) -> None:
                 harness.routes.append((netns, ifname, tuple(gateways)))
 
+        class Links:
+            """Asks the fake executor whether the 'link' is still there."""
+
+            def exists(self, *, netns: str, ifname: str) -> bool:
+                return any(key[2] == ifname for key in harness.executor.links)
+
         self.plugin = MetaPlugin(
             Environment(
                 make_source=lambda cfg: self.source,
                 make_executor=lambda cfg: self.executor,
                 routes=Routes(),
+                links=Links(),
                 sleep=lambda s: None,
             )
         )
@@ -390,3 +397,40 @@ def test_a_completed_attachment_whose_plugin_vanished_keeps_failing_del(h: Harne
     with pytest.raises(CniError, match="net-b"):
         h.plugin.delete(h.req("DEL"))
     assert h.cache_files() == ["c1.json"]  # its link may still exist: DEL must retry
+
+
+def test_a_failed_del_whose_interface_is_gone_releases_ipam_itself_and_succeeds(
+    h: Harness,
+) -> None:
+    h.source.nad(
+        "default", "net-b", bridge_conf("net-b", ipam={"type": "host-local", "subnet": "x"})
+    )
+    h.source.pod("default", "p1", networks="net-a,net-b")
+    h.plugin.add(h.req("ADD"))
+    del h.executor.links[("c1", "net-b", "net2")]  # its master vanished, taking the link
+    released: list[str] = []
+    original = h.executor.__call__
+
+    def bridge_del_fails(command: str, plugin_type: str, stdin: bytes, runtime: Any) -> Any:
+        if command == "DEL" and json.loads(stdin)["name"] == "net-b":
+            if plugin_type == "bridge":
+                raise CniError(100, "Link not found")
+            released.append(plugin_type)
+        return original(command, plugin_type, stdin, runtime)
+
+    h.plugin.env.make_executor = lambda cfg: bridge_del_fails
+    h.plugin.delete(h.req("DEL"))
+    assert released == ["host-local"]  # the lease, released by jaring itself
+    assert h.cache_files() == []
+
+
+def test_a_failed_del_whose_interface_is_still_there_keeps_failing(h: Harness) -> None:
+    h.source.nad(
+        "default", "net-b", bridge_conf("net-b", ipam={"type": "host-local", "subnet": "x"})
+    )
+    h.source.pod("default", "p1", networks="net-b")
+    h.plugin.add(h.req("ADD"))
+    h.executor.fail.add(("DEL", "net-b"))
+    with pytest.raises(CniError, match="net-b"):
+        h.plugin.delete(h.req("DEL"))
+    assert h.cache_files() == ["c1.json"]
