@@ -570,6 +570,8 @@ def main(argv: list[str] | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    # pyroute2 logs every netlink message at debug: our debug is about requests.
+    logging.getLogger("pyroute2").setLevel(logging.WARNING)
     if os.geteuid() not in settings.allowed_uids:
         log.warning("not running as root: delegates will fail to configure networks")
     try:

@@ -9,6 +9,7 @@ reads: pods as `PodInfo`, NADs as `NadInfo`, large annotations dropped
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import logging
 import socket
@@ -46,6 +47,7 @@ WATCH_SECONDS = 300  # server-side watch timeout; the stream is then resumed
 READ_SLACK = 30.0  # a watch read gives up this long after the server should have spoken
 MAX_BACKOFF = 10.0
 QUICK_END = 1.0
+CONNECT_TIMEOUT = 10.0
 
 T = TypeVar("T")
 Key = tuple[str, str]
@@ -252,15 +254,27 @@ class Reflector(Generic[T]):
     def _stream(self, path: str) -> Iterator[dict[str, Any]]:
         """The events of one watch request, until the server ends it."""
         client = self.client
-        # KubeClient has no streaming call: reuse its connection and credentials.
-        conn, _ = client._connection(fresh=True)
+        # KubeClient has no streaming call: a connection of our own, with its
+        # credentials (token and TLS material re-read per watch, LESSONS #7).
+        parts = urlsplit(client.config.server)
+        conn: http.client.HTTPConnection
+        if parts.scheme == "https":
+            conn = http.client.HTTPSConnection(
+                parts.hostname or "",
+                parts.port or 443,
+                timeout=CONNECT_TIMEOUT,
+                context=client._ssl_context(),
+            )
+        else:
+            conn = http.client.HTTPConnection(
+                parts.hostname or "", parts.port or 80, timeout=CONNECT_TIMEOUT
+            )
         headers = {"Accept": "application/json", "User-Agent": "jaring-node"}
         token = client._token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        base = urlsplit(client.config.server).path.rstrip("/")
         try:
-            conn.request("GET", base + path, headers=headers)
+            conn.request("GET", parts.path.rstrip("/") + path, headers=headers)
             if conn.sock is not None:
                 conn.sock.settimeout(WATCH_SECONDS + READ_SLACK)
                 self._sock = conn.sock
@@ -283,7 +297,7 @@ class Reflector(Generic[T]):
                     yield event
         finally:
             self._sock = None
-            client.close()
+            conn.close()
 
 
 class NodeCache:
