@@ -94,7 +94,13 @@ def user_install(tmp: Path) -> Path | None:
     no user pays. None when the install cannot be made (then the venv's).
     """
     venv = tmp / "user-venv"
-    root = Path(__file__).resolve().parents[1]
+    # A copy, so setuptools' in-tree build/ never lands in the checkout.
+    root = tmp / "src"
+    shutil.copytree(
+        Path(__file__).resolve().parents[1],
+        root,
+        ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__"),
+    )
     steps = [
         [sys.executable, "-m", "venv", str(venv)],
         [str(venv / "bin" / "pip"), "install", "-q", "setuptools>=69"],
