@@ -16,6 +16,7 @@ import re
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,12 +102,15 @@ class SimNic:
     def set_vf(self, index: int, *args: str) -> None:
         sh("ip", "link", "set", "dev", self.pf, "vf", str(index), *args)
 
-    def pci_tree(self, root: Path, *, driver: str) -> Path:
+    def pci_tree(
+        self, root: Path, *, driver: str, netdevs: Mapping[int, str] | None = None
+    ) -> Path:
         """A sysfs root whose PCI devices are this PF and its VFs (relative links only).
 
-        A VF with a representor gets it as its netdev; without one (legacy
-        mode) it has no `net/`, like a VF bound to vfio-pci for DPDK.
+        A VF's netdev is `netdevs[index]`, by default its representor; a VF
+        without one has no `net/`, like a VF bound to vfio-pci for DPDK.
         """
+        names = self.reps if netdevs is None else netdevs
         devices = root / "bus" / "pci" / "devices"
         (root / "bus" / "pci" / "drivers" / driver).mkdir(parents=True)
         (devices / PF_PCI / "net" / self.pf).mkdir(parents=True)
@@ -116,8 +120,8 @@ class SimNic:
             (vf / "physfn").symlink_to(f"../{PF_PCI}")
             (vf / "driver").symlink_to(f"../../drivers/{driver}")
             (devices / PF_PCI / f"virtfn{index}").symlink_to(f"../{vf_pci(index)}")
-            if index in self.reps:
-                (vf / "net" / self.reps[index]).mkdir(parents=True)
+            if index in names:
+                (vf / "net" / names[index]).mkdir(parents=True)
         return root
 
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from ..difftest.harness import Case, Side, compare
+from ..difftest.harness import Case, Side
+from .diffrun import compare
 
 pytestmark = [pytest.mark.root, pytest.mark.kernel, pytest.mark.usefixtures("ipvlan_kernel")]
 

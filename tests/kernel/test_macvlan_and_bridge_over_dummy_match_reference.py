@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from ..difftest.harness import Case, Side, compare, sh
+from ..difftest.harness import Case, Side, sh
+from .diffrun import compare
 
 pytestmark = [pytest.mark.root, pytest.mark.kernel]
 
@@ -91,6 +92,11 @@ BRIDGE: dict[str, tuple[dict[str, Any], str, str]] = {
 }
 
 
+def filtering_unread(snap: dict[str, Any]) -> None:
+    """Blank the bridge's vlan_filtering: pinned down by its own (xfail) test below."""
+    snap["host"].get("bridge", {}).get("data", {}).pop("vlan_filtering", None)
+
+
 @pytest.mark.usefixtures("vlan_kernel")
 @pytest.mark.parametrize("name", sorted(BRIDGE))
 def test_bridge_with_dummy_uplink_in_process_matches_reference(
@@ -100,7 +106,8 @@ def test_bridge_with_dummy_uplink_in_process_matches_reference(
     if uplink:
         for side in sides:
             with_uplink(side, uplink)
-    compare(Case("bridge", config, version, "inproc"), *sides)
+    mask = filtering_unread if uplink and config.get("vlan") else None
+    compare(Case("bridge", config, version, "inproc"), *sides, mask=mask)
 
 
 @pytest.mark.usefixtures("vlan_kernel")
@@ -108,4 +115,19 @@ def test_bridge_with_8021q_uplink_executable_matches_reference(sides: tuple[Side
     config, version, uplink = BRIDGE["8021q-uplink-vlan-gateway-v6"]
     for side in sides:
         with_uplink(side, uplink)
-    compare(Case("bridge", config, version, "bin"), *sides)
+    compare(Case("bridge", config, version, "bin"), *sides, mask=filtering_unread)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="divergence: delegates/bridge.py ensure-bridge (the `elif conf.vlan and not "
+    "br.datum('IFLA_BR_VLAN_FILTERING')` branch) turns vlan_filtering on for a bridge that "
+    "already exists; reference bridge 1.1.1 only sets it on a bridge it creates",
+)
+def test_bridge_vlan_on_existing_bridge_leaves_vlan_filtering_like_reference(
+    sides: tuple[Side, Side],
+) -> None:
+    config, version, uplink = BRIDGE["dummy-uplink-vlan-v4"]
+    for side in sides:
+        with_uplink(side, uplink)
+    compare(Case("bridge", config, version, "inproc"), *sides)

@@ -5,7 +5,8 @@ The oracle for "set" is iproute2: the same settings applied with
 exactly as the VF jaring configured. DEL must give back the VF's settings as
 they were before ADD (non-default ones, and a fresh VF's zeros). In switchdev
 mode a VF's representor stands in for its netdev and really moves into the pod
-and back; in legacy mode a VF has no netdev, like a DPDK VF on vfio-pci.
+and back; in legacy mode a VF has no netdev, like a DPDK VF on vfio-pci, or a
+host dummy link is named as its netdev so settings and the move go together.
 """
 
 from __future__ import annotations
@@ -118,9 +119,15 @@ def nic_factory() -> Iterator[Any]:
 def pod_factory(tmp_path: Path) -> Iterator[Any]:
     made: list[Pod] = []
 
-    def make(nic: SimNic, *, how: str = "inproc", driver: str = "netdevsim") -> Pod:
+    def make(
+        nic: SimNic,
+        *,
+        how: str = "inproc",
+        driver: str = "netdevsim",
+        netdevs: dict[int, str] | None = None,
+    ) -> Pod:
         tag = uuid.uuid4().hex[:6]
-        tree = nic.pci_tree(tmp_path / f"sys{tag}", driver=driver)
+        tree = nic.pci_tree(tmp_path / f"sys{tag}", driver=driver, netdevs=netdevs)
         state_dir = STATE_DIR if how == "bin" else tmp_path / f"state{tag}"
         pod = Pod(f"jkn{tag}", f"cid{tag}", tree, state_dir, how)
         sh("ip", "netns", "add", pod.netns)
@@ -133,6 +140,26 @@ def pod_factory(tmp_path: Path) -> Iterator[Any]:
         for pod in made:
             sh("ip", "netns", "del", pod.netns, check=False)
             pod.state_file().unlink(missing_ok=True)
+
+
+@pytest.fixture
+def dummy() -> Iterator[Any]:
+    """Make host dummy links standing in for VF netdevs: (name, MAC); deleted afterwards."""
+    made: list[str] = []
+
+    def make() -> tuple[str, str]:
+        name = f"jvd{uuid.uuid4().hex[:6]}"
+        sh("ip", "link", "add", name, "type", "dummy")
+        made.append(name)
+        found = link(name)
+        assert found is not None
+        return name, found["address"]
+
+    try:
+        yield make
+    finally:
+        for name in made:  # gone already when it was still in a deleted pod netns
+            sh("ip", "link", "del", name, check=False)
 
 
 def add_ok(pod: Pod, conf: dict[str, Any]) -> Any:
@@ -175,10 +202,31 @@ def test_dpdk_vf_settings_set_through_pf_and_restored(
     del_twice_restores(pod, nic, conf, before, 0)
 
 
-def test_fresh_vf_802_1ad_vlan_set_and_zeros_restored(nic_factory: Any, pod_factory: Any) -> None:
+def test_fresh_vf_settings_set_and_zeros_restored(nic_factory: Any, pod_factory: Any) -> None:
     nic = nic_factory(vfs=2, switchdev=False)
     pod = pod_factory(nic, driver="vfio-pci")
-    before = nic.vf(0)  # a fresh VF: zero MAC, no VLAN, no rate
+    before = nic.vf(0)  # a fresh VF: zero MAC, no VLAN, no rate, link state auto
+    conf = {"deviceID": vf_pci(0), **SETTINGS}
+
+    result = add_ok(pod, conf)
+
+    nic.set_vf(1, *SETTINGS_IP)
+    assert nic.vf(0) == nic.vf(1)
+    code, out = pod.run("CHECK", conf, prev=result)
+    assert code == 0, out
+    del_twice_restores(pod, nic, conf, before, 0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: delegates/vfcontrol.py vf_spec() sends vlanProto 802.1ad as pyroute2's "
+    "IFLA_VF_VLAN_LIST, whose IFLA_VF_VLAN_INFO (pyroute2 0.9.7 ivvi: I,I,I,>H) is 14 bytes; "
+    "the kernel wants sizeof(struct ifla_vf_vlan_info) == 16 and answers EINVAL",
+)
+def test_vf_802_1ad_vlan_set_and_restored(nic_factory: Any, pod_factory: Any) -> None:
+    nic = nic_factory(vfs=2, switchdev=False)
+    pod = pod_factory(nic, driver="vfio-pci")
+    before = nic.vf(0)
     conf = {"deviceID": vf_pci(0), "vlan": 200, "vlanQoS": 2, "vlanProto": "802.1ad"}
 
     result = add_ok(pod, conf)
@@ -190,72 +238,102 @@ def test_fresh_vf_802_1ad_vlan_set_and_zeros_restored(nic_factory: Any, pod_fact
     del_twice_restores(pod, nic, conf, before, 0)
 
 
-def test_vf_netdev_moves_into_pod_and_returns_on_del(nic_factory: Any, pod_factory: Any) -> None:
-    nic = nic_factory(vfs=2, switchdev=True)
-    pod = pod_factory(nic)
+def test_vf_netdev_moves_into_pod_and_all_is_restored_on_del(
+    nic_factory: Any, pod_factory: Any, dummy: Any
+) -> None:
+    nic = nic_factory(vfs=2, switchdev=False)
+    netdev, host_mac = dummy()  # VF 0's netdev; its settings go through the real PF
+    pod = pod_factory(nic, netdevs={0: netdev})
     for vf in (0, 1):
         nic.set_vf(vf, *BEFORE)
     before = nic.vf(0)
-    rep = nic.reps[0]
-    host_mac = link(rep)["address"]  # type: ignore[index]  # asserted present by create
     conf = {"deviceID": vf_pci(0), **SETTINGS, "ipam": STATIC}
 
     result = add_ok(pod, conf)
 
     inside = link("net1", pod.netns)
-    assert inside is not None and link(rep) is None
-    assert inside["address"] == SETTINGS["mac"]
+    assert inside is not None and link(netdev) is None
+    assert inside["address"] == SETTINGS["mac"] == result["interfaces"][0]["mac"]
     assert "UP" in inside["flags"]
-    addrs = [f"{a['local']}/{a['prefixlen']}" for a in inside["addr_info"] if a["family"] == "inet"]
-    assert addrs == ["10.99.0.5/24"]
-    assert result["interfaces"][0]["mac"] == SETTINGS["mac"]
+    assert inet(inside) == ["10.99.0.5/24"]
     nic.set_vf(1, *SETTINGS_IP)
     assert nic.vf(0) == nic.vf(1)
     code, out = pod.run("CHECK", conf, prev=result)
     assert code == 0, out
 
     del_twice_restores(pod, nic, conf, before, 0)
-    back = link(rep)
+    back = link(netdev)
     assert back is not None and back["address"] == host_mac
     assert link("net1", pod.netns) is None
 
 
 def test_failed_add_restores_vf_and_keeps_netdev_in_host(
-    nic_factory: Any, pod_factory: Any
+    nic_factory: Any, pod_factory: Any, dummy: Any
 ) -> None:
-    nic = nic_factory(vfs=1, switchdev=True)
-    pod = pod_factory(nic)
+    nic = nic_factory(vfs=1, switchdev=False)
+    netdev, host_mac = dummy()
+    pod = pod_factory(nic, netdevs={0: netdev})
     nic.set_vf(0, *BEFORE)
     before = nic.vf(0)
-    rep = nic.reps[0]
-    host_mac = link(rep)["address"]  # type: ignore[index]  # asserted present by create
     sh("ip", "-n", pod.netns, "link", "add", "net1", "type", "dummy")  # the name is taken
 
     code, out = pod.run("ADD", {"deviceID": vf_pci(0), **SETTINGS, "ipam": STATIC})
 
     assert code != 0, out
     assert nic.vf(0) == before
-    back = link(rep)
+    back = link(netdev)
     assert back is not None and back["address"] == host_mac
     assert not pod.state_file().exists()
 
 
-def test_del_after_pod_netns_vanished_renames_netdev_and_restores_vf(
+# netdevsim refuses VF settings through the PF in switchdev mode (EOPNOTSUPP), so
+# these configs move the representor and configure IPs only.
+
+
+def test_switchdev_representor_moves_into_pod_and_returns_on_del(
+    nic_factory: Any, pod_factory: Any
+) -> None:
+    nic = nic_factory(vfs=2, switchdev=True)
+    pod = pod_factory(nic)
+    rep = nic.reps[1]
+    host_mac = link(rep)["address"]  # type: ignore[index]  # made by SimNic.create
+    conf = {"deviceID": vf_pci(1), "ipam": STATIC}
+
+    result = add_ok(pod, conf)
+
+    inside = link("net1", pod.netns)
+    assert inside is not None and link(rep) is None
+    assert inside["address"] == host_mac == result["interfaces"][0]["mac"]
+    assert inet(inside) == ["10.99.0.5/24"]
+    code, out = pod.run("CHECK", conf, prev=result)
+    assert code == 0, out
+    for _ in range(2):
+        code, out = pod.run("DEL", conf)
+        assert code == 0, out
+        back = link(rep)
+        assert back is not None and back["address"] == host_mac
+        assert link("net1", pod.netns) is None
+
+
+def test_del_after_pod_netns_vanished_renames_representor_back(
     nic_factory: Any, pod_factory: Any
 ) -> None:
     nic = nic_factory(vfs=1, switchdev=True)
     pod = pod_factory(nic)
-    nic.set_vf(0, *BEFORE)
-    before = nic.vf(0)
     rep = nic.reps[0]
-    host_mac = link(rep)["address"]  # type: ignore[index]  # asserted present by create
-    conf = {"deviceID": vf_pci(0), **SETTINGS, "ipam": STATIC}
+    conf = {"deviceID": vf_pci(0), "ipam": STATIC}
     add_ok(pod, conf)
 
     sh("ip", "netns", "del", pod.netns)
-    # The kernel hands a physical netdev of a dying netns back to the host, renamed.
+    # The kernel hands a device netdev of a dying netns back to the host, renamed.
     wait_for("the representor back in the host", lambda: len(nic.netdevs()) == 2)
 
-    del_twice_restores(pod, nic, conf, before, 0)
-    back = link(rep)
-    assert back is not None and back["address"] == host_mac
+    for _ in range(2):
+        code, out = pod.run("DEL", conf)
+        assert code == 0, out
+        assert link(rep) is not None
+        assert not pod.state_file().exists()
+
+
+def inet(info: dict[str, Any]) -> list[str]:
+    return [f"{a['local']}/{a['prefixlen']}" for a in info["addr_info"] if a["family"] == "inet"]
