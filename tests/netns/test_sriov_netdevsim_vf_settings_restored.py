@@ -55,11 +55,15 @@ def fake_sysfs(root: Path, pf: str) -> Path:
 
 
 def ip_vf(pf: str, index: int) -> dict[str, object]:
+    """What iproute2 reports for VF `index`: vlan and qos (from vlan_list), address."""
     out = subprocess.run(
         ["ip", "-j", "link", "show", pf], capture_output=True, text=True, check=True
     )
     vfs: list[dict[str, object]] = json.loads(out.stdout)[0]["vfinfo_list"]
-    return vfs[index]
+    vf = next(v for v in vfs if v["vf"] == index)
+    vlans = vf.get("vlan_list")
+    first = vlans[0] if isinstance(vlans, list) and vlans else {}
+    return {**vf, "vlan": first.get("vlan", 0), "qos": first.get("qos", 0)}
 
 
 def request(command: str, **conf: object) -> Request:
