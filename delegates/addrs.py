@@ -185,10 +185,10 @@ def addresses(ipr: Netlink, index: int) -> set[str]:
     return out
 
 
-def _routes(ipr: Netlink, index: int) -> set[tuple[str, str]]:
+def _routes(ipr: Netlink, index: int, table: int = 254) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     for family in (2, 10):
-        for msg in ipr.route("dump", family=family, table=254):
+        for msg in ipr.route("dump", family=family, table=table):
             if msg.get_attr("RTA_OIF") != index and not _multipath_has(msg, index):
                 continue
             dst = msg.get_attr("RTA_DST") or ("0.0.0.0" if family == 2 else "::")
@@ -218,8 +218,12 @@ def check_iface(ipr: Netlink, *, ifname: str, result: Result, iface_index: int) 
                 Code.OTHER, f"CHECK: address {want} missing on {ifname!r}", str(sorted(have))
             )
     gws = _family_gateways(ips)
-    routes = _routes(ipr, link.index)
+    tables: dict[int, set[tuple[str, str]]] = {}
     for route in result.routes:
+        table = route.table if route.table is not None else 254
+        if table not in tables:
+            tables[table] = _routes(ipr, link.index, table)
+        routes = tables[table]
         net = ipaddress.ip_network(route.dst, strict=False)
         gw = route.gw or gws.get(net.version, "")
         if (str(net), gw) not in routes and (str(net), "") not in routes:

@@ -21,10 +21,9 @@ from typing import Any
 
 from jaring.cni.errors import CniError, Code
 
-# pyroute2 ships no type information: IPRoute is Any to mypy, wrapped here.
-from pyroute2 import IPRoute  # type: ignore[import-untyped]
+from .rtnl import Rtnl
 
-Netlink = Any  # an open pyroute2 IPRoute
+Netlink = Any  # an open Rtnl (pyroute2's IPRoute call interface, the subset we use)
 
 
 def exists(path: str) -> bool:
@@ -34,7 +33,7 @@ def exists(path: str) -> bool:
 
 @contextmanager
 def host() -> Iterator[Netlink]:
-    with IPRoute() as ipr:
+    with Rtnl() as ipr:
         yield ipr
 
 
@@ -168,7 +167,7 @@ def pod(path: str) -> Iterator[Netlink]:
     if not exists(path):
         raise CniError(Code.CONTAINER_UNKNOWN, f"failed to open netns {path!r}", "no such file")
     fd = in_pod(path, want_socket=True)
-    with IPRoute(fileno=fd) as ipr:
+    with Rtnl(fileno=fd) as ipr:
         yield ipr
 
 

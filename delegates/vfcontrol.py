@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from jaring.cni.errors import CniError, Code
 
-from . import links, netns
+from . import links
 
 LINK_STATES = {"auto": 0, "enable": 1, "disable": 2}
 VLAN_PROTOS = {"802.1q": 0x8100, "802.1ad": 0x88A8}
@@ -69,7 +69,7 @@ class NetlinkVfControl:
     """The production VF control: RTM_GETLINK/SETLINK on the PF in the host netns."""
 
     def read(self, *, pf: str, vf: int) -> VfSettings:
-        with netns.host() as ipr:
+        with _pyroute2() as ipr:
             msg = ipr.link("get", index=_pf_index(ipr, pf), ext_mask=RTEXT_FILTER_VF)[0]
         vflist = msg.get_attr("IFLA_VFINFO_LIST")
         for info in vflist.get_attrs("IFLA_VF_INFO") if vflist is not None else ():
@@ -104,7 +104,7 @@ class NetlinkVfControl:
         spec = vf_spec(vf, settings)
         if len(spec) == 1:
             return
-        with netns.host() as ipr:
+        with _pyroute2() as ipr:
             try:
                 ipr.link("set", index=_pf_index(ipr, pf), vf=spec)
             except CniError:
@@ -113,6 +113,14 @@ class NetlinkVfControl:
                 raise CniError(
                     Code.OTHER, f"failed to configure VF {vf} of {pf!r}", f"{settings}: {exc}"
                 ) from None
+
+
+def _pyroute2() -> Any:
+    """pyroute2 for the VF attributes (IFLA_VFINFO_LIST), which our lean client skips."""
+    # pyroute2 ships no type information.
+    from pyroute2 import IPRoute  # type: ignore[import-untyped]
+
+    return IPRoute()
 
 
 def vf_spec(vf: int, settings: VfSettings) -> dict[str, Any]:

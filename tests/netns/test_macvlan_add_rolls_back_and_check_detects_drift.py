@@ -109,3 +109,41 @@ def test_check_detects_a_different_master(side: Side) -> None:
     with pytest.raises(CniError, match="is not on master"):
         PLUGIN.check(req(side, "CHECK", ipam=STATIC, prevResult=prev, master=side.device))
     PLUGIN.delete(req(side, "DEL", ipam=STATIC))
+
+
+def test_cni_1_1_route_fields_reach_the_kernel(side: Side) -> None:
+    ipam = {
+        "type": "static",
+        "addresses": [{"address": "10.55.0.7/24", "gateway": "10.55.0.1"}],
+        "routes": [
+            {"dst": "10.70.0.0/16", "gw": "10.55.0.9", "priority": 50, "mtu": 1400, "advmss": 1300},
+            {"dst": "10.71.0.0/16", "table": 1234},
+        ],
+    }
+    doc = req(side, "ADD", ipam=ipam).config
+    result = PLUGIN.add(
+        Request.build(
+            "ADD",
+            json.dumps({**doc, "cniVersion": "1.1.0"}).encode(),
+            container_id=side.container_id,
+            netns=side.netns_path,
+            ifname="net1",
+        )
+    )
+    assert [r.priority for r in result.routes] == [50, None]
+    main = sh("ip", "-n", side.netns, "route", "show", "10.70.0.0/16")
+    assert "via 10.55.0.9" in main and "metric 50" in main, main
+    assert "mtu 1400" in main and "advmss 1300" in main, main
+    other = sh("ip", "-n", side.netns, "route", "show", "table", "1234")
+    assert other.startswith("10.71.0.0/16 via 10.55.0.1 dev net1"), other
+    check = {**doc, "cniVersion": "1.1.0", "prevResult": result.to_json("1.1.0")}
+    PLUGIN.check(
+        Request.build(
+            "CHECK",
+            json.dumps(check).encode(),
+            container_id=side.container_id,
+            netns=side.netns_path,
+            ifname="net1",
+        )
+    )
+    PLUGIN.delete(req(side, "DEL", ipam=ipam))
