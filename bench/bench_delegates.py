@@ -5,7 +5,9 @@ For bridge and macvlan (host-local IPAM): the reference binary exec'd from
 node daemon do), and the standalone `jaring-<type>` executable. Each
 iteration gets a fresh netns (not timed); runners are interleaved so drift
 hits all alike. Prints medians and the ratio to the reference; the target
-is in-process <= 0.5 x reference. Root only. Not a test.
+is in-process <= 0.5 x reference. DEL is dominated by the kernel's link
+unregister (~25 ms here, RCU grace periods), the same for every runner, so
+ADD is reported on its own too. Root only. Not a test.
 
     .venv/bin/python bench/bench_delegates.py [--iterations 30]
 """
@@ -151,8 +153,10 @@ def report(plugin_type: str, times: dict[str, dict[str, list[float]]]) -> bool:
             f"{both / base / 1000:>9.2f}{add / base_add / 1000:>12.2f}"
         )
     ratio = statistics.median(times["in-process"]["ADD+DEL"]) / base
-    verdict = "meets" if ratio <= TARGET else "MISSES"
-    print(f"  in-process / reference = {ratio:.2f} ({verdict} the <= {TARGET} target)")
+    add_ratio = statistics.median(times["in-process"]["ADD"]) / base_add
+    for what, value in (("ADD+DEL", ratio), ("ADD", add_ratio)):
+        verdict = "meets" if value <= TARGET else "MISSES"
+        print(f"  in-process / reference, {what}: {value:.2f} ({verdict} the <= {TARGET} target)")
     return ratio <= TARGET
 
 
