@@ -285,9 +285,11 @@ class Daemon:
         )
         self.metrics.gauge(
             "jaring_lookups_total",
-            "Pod and NAD reads by where they were answered (runtime, cache, api)",
-            lambda: {
-                (("kind", k), ("origin", o)): float(n) for (k, o), n in views.lookups.counts.items()
+            kind="counter",
+            help_text="Pod and NAD reads by where they were answered (runtime, cache, api)",
+            read=lambda: {
+                (("kind", kind), ("origin", origin)): float(n)
+                for (kind, origin), n in views.lookups.snapshot().items()
             },
         )
 
@@ -408,7 +410,9 @@ class Daemon:
         command = env.get("CNI_COMMAND", "")
         container = env.get("CNI_CONTAINERID", "")
         start = time.monotonic()
-        with self._bound, self._containers.hold(container):
+        # The container's lock first: a queue of one container's calls must not
+        # hold the slots other pods need.
+        with self._containers.hold(container), self._bound:
             code, out = skel.run(self.plugin_for(env), environ=env, stdin=stdin)
         elapsed = time.monotonic() - start
         verb = command if command in ("ADD", "DEL", "CHECK", "STATUS", "GC", "VERSION") else "?"

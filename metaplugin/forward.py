@@ -16,11 +16,8 @@ overloaded is given up on before it could have started the operation.
 from __future__ import annotations
 
 import json
-import logging
 import socket
-from collections.abc import Mapping
-
-log = logging.getLogger(__name__)
+from collections.abc import Callable, Mapping
 
 READY = b"jaring/1\n"
 DEFAULT_SOCKET = "/run/jaring/jaring.sock"  # = config.DEFAULT_SOCKET, without importing it
@@ -111,6 +108,7 @@ def forward(
     connect_timeout: float = CONNECT_TIMEOUT,
     ready_timeout: float = READY_TIMEOUT,
     answer_timeout: float = ANSWER_TIMEOUT,
+    note: Callable[[str], None] = lambda why: None,
 ) -> tuple[int, bytes] | None:
     """Run the request in the daemon: (exit code, stdout), or None to run standalone.
 
@@ -118,6 +116,8 @@ def forward(
     When the daemon dies after taking the request, DEL/CHECK/STATUS/GC return
     None too (they are safe to run again standalone); ADD answers CNI error 11,
     because a half-done ADD must be cleaned up by the runtime's DEL first.
+    `note` hears why the daemon was not used (logging is not imported here:
+    the forwarded path stays as small as the interpreter allows).
     """
     command = environ.get("CNI_COMMAND", "")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -133,10 +133,10 @@ def forward(
                     break
                 greeting += chunk
         except OSError as exc:  # missing, refused, permission, timeout
-            log.info("daemon %s unavailable (%s): running standalone", path, exc)
+            note(f"daemon {path} unavailable ({exc}): running standalone")
             return None
         if greeting != READY:
-            log.info("daemon %s did not say ready (%r): running standalone", path, greeting)
+            note(f"daemon {path} did not say ready ({greeting!r}): running standalone")
             return None
         try:
             sock.settimeout(answer_timeout)
@@ -148,9 +148,8 @@ def forward(
                 raise ValueError(f"bad exit code {code!r}")
         except (OSError, ValueError) as exc:
             if command in REPEATABLE:
-                log.warning("daemon %s failed during %s (%s): standalone", path, command, exc)
+                note(f"daemon {path} failed during {command} ({exc}): running standalone")
                 return None
-            log.error("daemon %s failed during %s: %s", path, command, exc)
             details = f"{path}: {type(exc).__name__}: {exc}; DEL cleans up, then retry"
             return 1, _error(
                 _version_of(stdin), 11, "jaring node daemon failed during the operation", details

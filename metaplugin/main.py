@@ -9,28 +9,28 @@ Standard library and `jaring` only: its imports are budgeted by a test.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
-LEVELS = {
-    "debug": logging.DEBUG,
-    "verbose": logging.INFO,
-    "error": logging.ERROR,
-    "panic": logging.CRITICAL,
-}
-
 
 def setup_logging(stdin: bytes) -> None:
     """Log where the config says; errors to stderr when it says nothing."""
+    import logging  # not on the forwarded path: the daemon logs for it
+
+    levels = {
+        "debug": logging.DEBUG,
+        "verbose": logging.INFO,
+        "error": logging.ERROR,
+        "panic": logging.CRITICAL,
+    }
     try:
         doc = json.loads(stdin)
     except ValueError:
         doc = None
     conf: Mapping[str, Any] = doc if isinstance(doc, dict) else {}
-    level = LEVELS.get(str(conf.get("logLevel") or "error").lower(), logging.ERROR)
+    level = levels.get(str(conf.get("logLevel") or "error").lower(), logging.ERROR)
     root = logging.getLogger()
     root.setLevel(level)
     fmt = logging.Formatter("%(asctime)s jaring[%(process)d] %(levelname)s %(name)s: %(message)s")
@@ -50,17 +50,24 @@ def setup_logging(stdin: bytes) -> None:
 
 def main() -> NoReturn:
     stdin = sys.stdin.buffer.read()
-    setup_logging(stdin)
     command = os.environ.get("CNI_COMMAND", "")
+    why_standalone: list[str] = []
     if command and command != "VERSION":  # VERSION is answered here, never forwarded
         from .forward import forward, socket_for
 
         path = socket_for(stdin)
-        answer = forward(path, environ=os.environ, stdin=stdin) if path else None
+        answer = None
+        if path:
+            answer = forward(path, environ=os.environ, stdin=stdin, note=why_standalone.append)
         if answer is not None:
             sys.stdout.buffer.write(answer[1])
             sys.stdout.flush()
             raise SystemExit(answer[0])
+    setup_logging(stdin)
+    if why_standalone:
+        import logging
+
+        logging.getLogger("jaring.metaplugin.forward").info("%s", why_standalone[0])
     from jaring.cni import skel
 
     from .meta import Environment, MetaPlugin

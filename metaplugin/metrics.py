@@ -35,7 +35,7 @@ class Metrics:
         self._counters: dict[str, dict[Labels, float]] = defaultdict(dict)
         self._help: dict[str, str] = {}
         self._hist: dict[Labels, list[float]] = {}  # bucket counts, then sum, then count
-        self._gauges: dict[str, tuple[str, Callable[[], Mapping[Labels, float]]]] = {}
+        self._gauges: dict[str, tuple[str, str, Callable[[], Mapping[Labels, float]]]] = {}
 
     def inc(self, name: str, help_text: str, labels: Labels = (), value: float = 1.0) -> None:
         with self._lock:
@@ -53,8 +53,16 @@ class Metrics:
             row[-2] += seconds
             row[-1] += 1
 
-    def gauge(self, name: str, help_text: str, read: Callable[[], Mapping[Labels, float]]) -> None:
-        self._gauges[name] = (help_text, read)
+    def gauge(
+        self,
+        name: str,
+        help_text: str,
+        read: Callable[[], Mapping[Labels, float]],
+        *,
+        kind: str = "gauge",
+    ) -> None:
+        """A series read at scrape time (`kind` "counter" for a total kept elsewhere)."""
+        self._gauges[name] = (kind, help_text, read)
 
     def value(self, name: str, labels: Labels = ()) -> float:
         with self._lock:
@@ -79,9 +87,9 @@ class Metrics:
                 lines.append(f"{hist}_bucket{le} {row[-1]:g}")
                 lines.append(f"{hist}_sum{_labels(labels)} {row[-2]:.6f}")
                 lines.append(f"{hist}_count{_labels(labels)} {row[-1]:g}")
-        for name, (help_text, read) in sorted(self._gauges.items()):
+        for name, (kind, help_text, read) in sorted(self._gauges.items()):
             lines.append(f"# HELP {name} {help_text}")
-            lines.append(f"# TYPE {name} gauge")
+            lines.append(f"# TYPE {name} {kind}")
             for labels, value in sorted(read().items()):
                 lines.append(f"{name}{_labels(labels)} {value:g}")
         return "\n".join(lines) + "\n"

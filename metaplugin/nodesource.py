@@ -131,6 +131,10 @@ class Lookups:
         with self._lock:
             self.counts[(kind, origin)] += 1
 
+    def snapshot(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self.counts)
+
 
 class CachedSource:
     """A `Source` for one request: runtime annotations, caches, then the API."""
