@@ -226,8 +226,7 @@ class BridgePlugin:
             br = links.require(host, conf.bridge, "bridge")
         elif br.kind != "bridge":
             raise CniError(Code.OTHER, f"{conf.bridge!r} already exists but is not a bridge")
-        elif conf.vlan and not br.datum("IFLA_BR_VLAN_FILTERING"):
-            host.link("set", index=br.index, kind="bridge", br_vlan_filtering=1)
+        # Like the reference, vlan_filtering is set only on a bridge this ADD creates.
         if conf.promisc and not br.promisc:
             host.link("set", index=br.index, flags=links.IFF_PROMISC, mask=links.IFF_PROMISC)
         if not br.up:

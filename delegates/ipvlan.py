@@ -21,6 +21,7 @@ IPVLAN = Flavour(
     default_mode="l2",
     with_mac=False,
     arp_notify=True,
+    mtu_capped_by_master=False,
     chained_master=True,
 )
 

@@ -21,6 +21,7 @@ MACVLAN = Flavour(
     default_mode="bridge",
     with_mac=True,
     arp_notify=True,
+    mtu_capped_by_master=True,
     chained_master=False,
 )
 

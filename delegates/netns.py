@@ -108,6 +108,10 @@ class NetnsAgent:
 
 
 def _serve(channel: socket.socket, libc: Any) -> None:
+    # Back home after every request: staying in a pod's netns would pin it (the
+    # kernel frees a netns, and returns its physical devices, only when nothing
+    # refers to it any more).
+    home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     while True:
         try:
             message, fds, _, _ = socket.recv_fds(channel, MAX_MESSAGE, 1)
@@ -129,6 +133,10 @@ def _serve(channel: socket.socket, libc: Any) -> None:
                 out = [sock.detach()]
         except Exception as exc:  # reported to the parent, which raises a CniError
             reply["error"] = f"{type(exc).__name__}: {exc}"
+        if libc.setns(home, CLONE_NEWNET) != 0:
+            reply["error"] = reply.get("error") or "agent could not return to its own netns"
+            socket.send_fds(channel, [json.dumps(reply).encode()], out)
+            return  # a stuck agent must not pin the pod; the parent starts a new one
         socket.send_fds(channel, [json.dumps(reply).encode()], out)
         for fd in fds + out:
             os.close(fd)

@@ -384,6 +384,15 @@ class Rtnl:
             return []
         raise ValueError(f"unsupported link command {command!r}")
 
+    def link_raw(self, index: int, extra: bytes = b"") -> bytes:
+        """RTM_GETLINK of one link, undecoded (ifinfomsg + attributes)."""
+        (body,) = self._request(RTM_GETLINK, 0, ifinfomsg(index=index) + extra)
+        return body
+
+    def set_link_raw(self, index: int, attrs: bytes) -> None:
+        """RTM_SETLINK with attributes the caller encoded (e.g. IFLA_VFINFO_LIST)."""
+        self._request(RTM_SETLINK, F_ACK, ifinfomsg(index=index) + attrs)
+
     def brport(self, command: str, *, index: int, mode: int) -> None:
         if command != "set":
             raise ValueError(f"unsupported brport command {command!r}")

@@ -36,6 +36,7 @@ class Flavour:
     with_mac: bool  # macvlan takes a MAC; ipvlan shares the master's
     arp_notify: bool  # macvlan sets net.ipv4.conf.<if>.arp_notify=1 like the reference
     chained_master: bool  # ipvlan may take its master from prevResult
+    mtu_capped_by_master: bool  # macvlan refuses mtu > master's; ipvlan leaves it to the kernel
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ class SubLinkPlugin:
                     f"failed to lookup master {conf.master!r}",
                     "Link not found",
                 )
-            if conf.mtu > master.mtu:
+            if self.flavour.mtu_capped_by_master and conf.mtu > master.mtu:
                 raise CniError(
                     Code.INVALID_CONFIG,
                     f"invalid MTU {conf.mtu}, must be [0, master MTU({master.mtu})]",

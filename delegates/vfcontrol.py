@@ -2,18 +2,21 @@
 
 `VfSettings` is the model (MAC, VLAN/QoS/proto, spoofchk, trust, link state,
 tx rates; None = leave alone); `NetlinkVfControl` does `ip link set PF vf N …`
-over pyroute2 (IFLA_VFINFO_LIST). The SR-IOV delegate takes a `VfControl` as a
-parameter so tests can record which PF calls are made (sriov-cni semantics).
+(IFLA_VFINFO_LIST, encoded here as the kernel's structs) and reads it back.
+The SR-IOV delegate takes a `VfControl` as a parameter so tests can record
+which PF calls are made (sriov-cni semantics).
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
 from jaring.cni.errors import CniError, Code
 
-from . import links
+from . import links, rtnl
+from .rtnl import Rtnl
 
 LINK_STATES = {"auto": 0, "enable": 1, "disable": 2}
 VLAN_PROTOS = {"802.1q": 0x8100, "802.1ad": 0x88A8}
@@ -58,7 +61,87 @@ class VfControl(Protocol):
     def apply(self, *, pf: str, vf: int, settings: VfSettings) -> None: ...
 
 
-def _pf_index(ipr: Any, pf: str) -> int:
+# IFLA_VFINFO_LIST and its attributes (linux/if_link.h)
+IFLA_EXT_MASK, IFLA_VFINFO_LIST, IFLA_VF_INFO = 29, 22, 1
+VF_MAC, VF_VLAN, VF_SPOOFCHK, VF_LINK_STATE, VF_RATE, VF_TRUST, VF_VLAN_LIST = 1, 2, 4, 5, 6, 9, 12
+VF_VLAN_INFO = 1
+U32_UNSET = 0xFFFFFFFF  # a driver that does not report a setting
+
+
+def encode_vf(vf: int, settings: VfSettings) -> bytes:
+    """One IFLA_VF_INFO for these settings (None fields left out), as `ip link set vf` sends."""
+    parts = []
+    if settings.mac is not None:
+        mac = bytes(int(x, 16) for x in settings.mac.split(":"))
+        parts.append(rtnl.attr(VF_MAC, struct.pack("=I", vf) + mac.ljust(32, b"\0")))
+    if settings.vlan is not None:
+        proto = VLAN_PROTOS[settings.proto or "802.1q"]
+        if proto == VLAN_PROTOS["802.1q"]:
+            parts.append(
+                rtnl.attr(VF_VLAN, struct.pack("=III", vf, settings.vlan, settings.qos or 0))
+            )
+        else:
+            # struct ifla_vf_vlan_info is 16 bytes: the be16 protocol plus padding.
+            info = struct.pack("=III", vf, settings.vlan, settings.qos or 0)
+            info += struct.pack(">H", proto) + b"\0\0"
+            parts.append(rtnl.nested(VF_VLAN_LIST, rtnl.attr(VF_VLAN_INFO, info)))
+    if settings.spoofchk is not None:
+        parts.append(rtnl.attr(VF_SPOOFCHK, struct.pack("=II", vf, int(settings.spoofchk))))
+    if settings.trust is not None:
+        parts.append(rtnl.attr(VF_TRUST, struct.pack("=II", vf, int(settings.trust))))
+    if settings.link_state is not None:
+        state = LINK_STATES[settings.link_state]
+        parts.append(rtnl.attr(VF_LINK_STATE, struct.pack("=II", vf, state)))
+    if settings.min_tx_rate is not None or settings.max_tx_rate is not None:
+        rate = struct.pack("=III", vf, settings.min_tx_rate or 0, settings.max_tx_rate or 0)
+        parts.append(rtnl.attr(VF_RATE, rate))
+    return rtnl.nested(IFLA_VF_INFO, *parts) if parts else b""
+
+
+def decode_vfs(link_body: bytes) -> dict[int, VfSettings]:
+    """Every VF's settings from an RTM_GETLINK reply asked with RTEXT_FILTER_VF."""
+    found: dict[int, VfSettings] = {}
+    by_value = {v: k for k, v in LINK_STATES.items()}
+    by_proto = {v: k for k, v in VLAN_PROTOS.items()}
+    for key, vflist in rtnl._attrs(link_body, 16):
+        if key != IFLA_VFINFO_LIST:
+            continue
+        for info_key, info in rtnl._attrs(vflist):
+            if info_key != IFLA_VF_INFO:
+                continue
+            fields: dict[str, Any] = {}
+            vf = -1
+            for kind, payload in rtnl._attrs(info):
+                if kind == VF_MAC:
+                    vf = struct.unpack_from("=I", payload)[0]
+                    fields["mac"] = ":".join(f"{b:02x}" for b in payload[4:10])
+                elif kind == VF_VLAN:
+                    _, fields["vlan"], fields["qos"] = struct.unpack_from("=III", payload)
+                    fields.setdefault("proto", "802.1q")
+                elif kind == VF_VLAN_LIST:
+                    for _, item in rtnl._attrs(payload):
+                        if len(item) >= 14:
+                            _, vlan, qos = struct.unpack_from("=III", item)
+                            fields.setdefault("vlan", vlan)
+                            fields.setdefault("qos", qos)
+                            proto = struct.unpack_from(">H", item, 12)[0]
+                            fields["proto"] = by_proto.get(proto, "802.1q")
+                elif kind in (VF_SPOOFCHK, VF_TRUST):
+                    value = struct.unpack_from("=I", payload, 4)[0]
+                    name = "spoofchk" if kind == VF_SPOOFCHK else "trust"
+                    fields[name] = None if value == U32_UNSET else bool(value)
+                elif kind == VF_LINK_STATE:
+                    fields["link_state"] = by_value.get(struct.unpack_from("=I", payload, 4)[0])
+                elif kind == VF_RATE:
+                    _, fields["min_tx_rate"], fields["max_tx_rate"] = struct.unpack_from(
+                        "=III", payload
+                    )
+            if vf >= 0:
+                found[vf] = VfSettings(**fields)
+    return found
+
+
+def _pf_index(ipr: Rtnl, pf: str) -> int:
     link = links.get(ipr, pf)
     if link is None:
         raise CniError(Code.OTHER, f"SR-IOV PF {pf!r} not found", "Link not found")
@@ -69,80 +152,22 @@ class NetlinkVfControl:
     """The production VF control: RTM_GETLINK/SETLINK on the PF in the host netns."""
 
     def read(self, *, pf: str, vf: int) -> VfSettings:
-        with _pyroute2() as ipr:
-            msg = ipr.link("get", index=_pf_index(ipr, pf), ext_mask=RTEXT_FILTER_VF)[0]
-        vflist = msg.get_attr("IFLA_VFINFO_LIST")
-        for info in vflist.get_attrs("IFLA_VF_INFO") if vflist is not None else ():
-            mac = info.get_attr("IFLA_VF_MAC")
-            if mac is None or mac["vf"] != vf:
-                continue
-            vlan = info.get_attr("IFLA_VF_VLAN") or {}
-            proto = "802.1q"
-            vlist = info.get_attr("IFLA_VF_VLAN_LIST")
-            if vlist is not None:
-                for ivvi in vlist.get_attrs("IFLA_VF_VLAN_INFO"):
-                    proto = {v: k for k, v in VLAN_PROTOS.items()}.get(ivvi["proto"], proto)
-            rate = info.get_attr("IFLA_VF_RATE") or {}
-            spoof = info.get_attr("IFLA_VF_SPOOFCHK")
-            trust = info.get_attr("IFLA_VF_TRUST")
-            state = info.get_attr("IFLA_VF_LINK_STATE")
-            by_value = {v: k for k, v in LINK_STATES.items()}
-            return VfSettings(
-                mac=mac["mac"],
-                vlan=vlan.get("vlan"),
-                qos=vlan.get("qos"),
-                proto=proto,
-                spoofchk=None if spoof is None else bool(spoof["spoofchk"]),
-                trust=None if trust is None else bool(trust["trust"]),
-                link_state=None if state is None else by_value.get(state["link_state"]),
-                min_tx_rate=rate.get("min_tx_rate"),
-                max_tx_rate=rate.get("max_tx_rate"),
-            )
-        raise CniError(Code.OTHER, f"VF {vf} not reported by PF {pf!r}")
+        with rtnl.Rtnl() as ipr:
+            mask = rtnl.attr(IFLA_EXT_MASK, struct.pack("=I", RTEXT_FILTER_VF))
+            body = ipr.link_raw(_pf_index(ipr, pf), mask)
+        vfs = decode_vfs(body)
+        if vf not in vfs:
+            raise CniError(Code.OTHER, f"VF {vf} not reported by PF {pf!r}")
+        return vfs[vf]
 
     def apply(self, *, pf: str, vf: int, settings: VfSettings) -> None:
-        spec = vf_spec(vf, settings)
-        if len(spec) == 1:
+        info = encode_vf(vf, settings)
+        if not info:
             return
-        with _pyroute2() as ipr:
+        with rtnl.Rtnl() as ipr:
             try:
-                ipr.link("set", index=_pf_index(ipr, pf), vf=spec)
-            except CniError:
-                raise
-            except Exception as exc:  # the driver refused one setting: name the VF
+                ipr.set_link_raw(_pf_index(ipr, pf), rtnl.nested(IFLA_VFINFO_LIST, info))
+            except rtnl.NetlinkError as exc:  # the driver refused one setting: name the VF
                 raise CniError(
                     Code.OTHER, f"failed to configure VF {vf} of {pf!r}", f"{settings}: {exc}"
                 ) from None
-
-
-def _pyroute2() -> Any:
-    """pyroute2 for the VF attributes (IFLA_VFINFO_LIST), which our lean client skips."""
-    # pyroute2 ships no type information.
-    from pyroute2 import IPRoute  # type: ignore[import-untyped]
-
-    return IPRoute()
-
-
-def vf_spec(vf: int, settings: VfSettings) -> dict[str, Any]:
-    """pyroute2's `vf=` argument for these settings (one IFLA_VF_INFO)."""
-    spec: dict[str, Any] = {"vf": vf}
-    if settings.mac is not None:
-        spec["mac"] = settings.mac
-    if settings.vlan is not None:
-        proto = VLAN_PROTOS[settings.proto or "802.1q"]
-        if proto == VLAN_PROTOS["802.1q"]:
-            spec["vlan"] = {"vlan": settings.vlan, "qos": settings.qos or 0}
-        else:
-            spec["vlan"] = [{"vlan": settings.vlan, "qos": settings.qos or 0, "proto": proto}]
-    if settings.spoofchk is not None:
-        spec["spoofchk"] = int(settings.spoofchk)
-    if settings.trust is not None:
-        spec["trust"] = int(settings.trust)
-    if settings.link_state is not None:
-        spec["link_state"] = LINK_STATES[settings.link_state]
-    if settings.min_tx_rate is not None or settings.max_tx_rate is not None:
-        spec["rate"] = {
-            "min_tx_rate": settings.min_tx_rate or 0,
-            "max_tx_rate": settings.max_tx_rate or 0,
-        }
-    return spec

@@ -87,3 +87,32 @@ def test_agent_is_replaced_when_it_dies(pod: str) -> None:
     assert fd is not None
     os.close(fd)
     agent._reap()
+
+
+def test_agent_does_not_pin_a_pod_netns_after_serving_it() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root and real network namespaces")
+    tag = uuid.uuid4().hex[:6]
+    name, canary = f"jan{tag}", f"jac{tag}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    subprocess.run(
+        ["ip", "link", "add", canary, "type", "veth", "peer", "name", "c0", "netns", name],
+        check=True,
+    )
+    try:
+        netns.pod_sysctl(f"/run/netns/{name}", {"net.ipv4.conf.c0.arp_notify": "1"})
+        subprocess.run(["ip", "netns", "del", name], check=True)
+        # The canary's host end goes only when the kernel frees the pod netns.
+        links.wait_for(
+            lambda: (
+                subprocess.run(
+                    ["ip", "link", "show", canary], capture_output=True, check=False
+                ).returncode
+                != 0
+            ),
+            timeout=8,
+            what="the pod netns to be freed",
+        )
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+        subprocess.run(["ip", "link", "del", canary], capture_output=True, check=False)

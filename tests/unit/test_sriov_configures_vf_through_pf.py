@@ -8,14 +8,22 @@ restoring exactly the settings ADD changed (sriov-cni semantics).
 from __future__ import annotations
 
 import json
+import struct
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 from jaring.cni.errors import CniError
 from jaring.cni.plugin import Request
+from jaring.delegates import rtnl
 from jaring.delegates.sriov import SriovPlugin
-from jaring.delegates.vfcontrol import VLAN_PROTOS, VfSettings, vf_spec
+from jaring.delegates.vfcontrol import (
+    IFLA_VFINFO_LIST,
+    VLAN_PROTOS,
+    VfSettings,
+    decode_vfs,
+    encode_vf,
+)
 
 PF = "0000:3b:00.0"
 VF = "0000:3b:02.1"
@@ -227,19 +235,31 @@ def test_bad_sriov_config_is_a_clear_error_and_touches_nothing(
     assert pf.calls == []
 
 
-def test_netlink_vf_spec_uses_vlan_list_for_802_1ad_and_rates_together() -> None:
-    spec = vf_spec(
-        2,
-        VfSettings(vlan=10, qos=1, proto="802.1ad", max_tx_rate=500, link_state="disable"),
+def test_vf_encoding_round_trips_through_the_kernel_reply_decoder() -> None:
+    settings = VfSettings(
+        mac="0e:00:00:00:00:07",
+        vlan=10,
+        qos=1,
+        proto="802.1ad",
+        spoofchk=False,
+        trust=True,
+        link_state="disable",
+        min_tx_rate=5,
+        max_tx_rate=500,
     )
-    assert spec == {
-        "vf": 2,
-        "vlan": [{"vlan": 10, "qos": 1, "proto": VLAN_PROTOS["802.1ad"]}],
-        "rate": {"min_tx_rate": 0, "max_tx_rate": 500},
-        "link_state": 2,
-    }
-    assert vf_spec(0, VfSettings(vlan=10, trust=False)) == {
-        "vf": 0,
-        "vlan": {"vlan": 10, "qos": 0},
-        "trust": 0,
-    }
+    # A reply carries the VF list inside an ifinfomsg; the request's IFLA_VF_INFO is
+    # the same shape, so the decoder must read back exactly what the encoder wrote.
+    body = rtnl.ifinfomsg() + rtnl.nested(IFLA_VFINFO_LIST, encode_vf(3, settings))
+    assert decode_vfs(body) == {3: settings}
+
+
+def test_802_1ad_vlan_info_is_the_kernels_16_byte_struct() -> None:
+    info = encode_vf(0, VfSettings(vlan=10, qos=1, proto="802.1ad"))
+    ((_, vlan_list),) = rtnl._attrs(info[4:])
+    ((_, item),) = rtnl._attrs(vlan_list)
+    assert len(item) == 16
+    assert struct.unpack(">H", item[12:14]) == (VLAN_PROTOS["802.1ad"],)
+
+
+def test_nothing_to_change_encodes_nothing() -> None:
+    assert encode_vf(0, VfSettings()) == b""
