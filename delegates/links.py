@@ -56,7 +56,7 @@ class Link:
 
 
 def netlink_errno(exc: BaseException) -> int | None:
-    """The errno of a pyroute2 NetlinkError (or OSError), else None."""
+    """The errno of a NetlinkError (or any OSError), else None."""
     code = getattr(exc, "code", None)
     if isinstance(code, int):
         return code
@@ -97,7 +97,7 @@ def get(ipr: Netlink, name: str) -> Link | None:
     """The link called `name`, or None when there is none."""
     try:
         return snapshot(ipr.link("get", ifname=name)[0])
-    except Exception as exc:  # pyroute2 raises NetlinkError(ENODEV) for a missing link
+    except OSError as exc:  # NetlinkError(ENODEV) for a missing link
         if netlink_errno(exc) in (errno.ENODEV, errno.ENOENT):
             return None
         raise
@@ -106,7 +106,7 @@ def get(ipr: Netlink, name: str) -> Link | None:
 def by_index(ipr: Netlink, index: int) -> Link | None:
     try:
         return snapshot(ipr.link("get", index=index)[0])
-    except Exception as exc:  # NetlinkError(ENODEV) when the index is gone
+    except OSError as exc:  # NetlinkError(ENODEV) when the index is gone
         if netlink_errno(exc) in (errno.ENODEV, errno.ENOENT):
             return None
         raise
@@ -128,7 +128,7 @@ def delete(ipr: Netlink, name: str) -> bool:
     """Delete a link by name; False when it was already gone (one netlink call)."""
     try:
         ipr.link("del", ifname=name)
-    except Exception as exc:  # ENODEV: already gone, which is what we want
+    except OSError as exc:  # ENODEV: already gone, which is what we want
         if netlink_errno(exc) in (errno.ENODEV, errno.ENOENT):
             return False
         raise

@@ -3,8 +3,8 @@
 Speaks the subset of pyroute2's `IPRoute` call interface the link plugins use
 (`link`, `addr`, `route`, `brport`, `vlan_filter`; messages with `get_attr`
 and item access), with plain `struct` encoding: ~10 us a request against
-~600 us through pyroute2's generic machinery, which is most of an in-process
-ADD. Everything else (SR-IOV VF info) stays on pyroute2. Linux rtnetlink(7).
+~600 us through pyroute2's generic machinery, which was most of an in-process
+ADD. `vfcontrol` adds SR-IOV VF attributes on top. Linux rtnetlink(7).
 """
 
 from __future__ import annotations
