@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ..difftest.harness import Side
-from .kernelprobe import can_make, has_netdevsim, make_dummy_side
+from .kernelprobe import can_make, drop_side, has_netdevsim, make_dummy_side
 
 
 @pytest.fixture(scope="session")
@@ -62,5 +62,5 @@ def sides(tmp_path: Path) -> Iterator[tuple[Side, Side]]:
         make_dummy_side(ours)
         yield ref, ours
     finally:
-        ref.destroy()
-        ours.destroy()
+        drop_side(ref)
+        drop_side(ours)

@@ -1,18 +1,15 @@
-"""The differential run (ADD, CHECK, DEL, DEL) over order-stable snapshots, with an optional mask.
+"""The differential run (ADD, CHECK, DEL, DEL) over order-stable snapshots.
 
 Same steps as `tests/difftest/harness.compare`, but every list in a snapshot is
 sorted again after names are masked (the harness sorts links by their raw
 names, so two veth ports, pod and VLAN gateway, come out in random order), and
 the pod link's operstate is let settle before the state after ADD is taken.
-`mask` blanks a field both sides are known to differ in (a named divergence
-that its own test pins down).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 from ..difftest.harness import (
@@ -25,8 +22,6 @@ from ..difftest.harness import (
     sh,
     snapshot,
 )
-
-Mask = Callable[[dict[str, Any]], None]
 
 
 def stable(value: Any) -> Any:
@@ -54,11 +49,8 @@ def settle(side: Side, ifname: str, *, within: float = 1.5) -> None:
         time.sleep(0.05)
 
 
-def state(side: Side, ifname: str, mask: Mask | None) -> dict[str, Any]:
-    snap = snapshot(side, ifname)
-    if mask is not None:
-        mask(snap)
-    out: dict[str, Any] = stable(snap)
+def state(side: Side, ifname: str) -> dict[str, Any]:
+    out: dict[str, Any] = stable(snapshot(side, ifname))
     return out
 
 
@@ -68,7 +60,7 @@ def _with_prev(stdin: bytes, result: dict[str, Any] | None) -> bytes:
     return json.dumps(conf).encode()
 
 
-def compare(case: Case, ref: Side, ours: Side, *, mask: Mask | None = None) -> None:
+def compare(case: Case, ref: Side, ours: Side) -> None:
     """Run ADD, CHECK (ours), DEL, DEL on both sides; assert equal results and states."""
     ref_run, our_run = Runner("ref", case.plugin_type), Runner(case.how, case.plugin_type)
     ref_in = ref.render(case.template, reference_version(case.version))
@@ -86,20 +78,20 @@ def compare(case: Case, ref: Side, ours: Side, *, mask: Mask | None = None) -> N
         assert_same(our_doc, ref_doc, "ADD result")
         settle(ours, case.ifname)
         settle(ref, case.ifname)
-        mine, theirs = state(ours, case.ifname, mask), state(ref, case.ifname, mask)
+        mine, theirs = state(ours, case.ifname), state(ref, case.ifname)
         assert_same(mine, theirs, "state after ADD")
         if case.version not in {"0.3.0", "0.3.1"}:
             our_check = our_run("CHECK", ours, _with_prev(our_in, our_add.doc), ifname=case.ifname)
             assert our_check.code == 0, our_check
     else:
-        mine = state(ours, case.ifname, mask)
+        mine = state(ours, case.ifname)
         assert not any(link["ifname"] == case.ifname for link in mine["pod"]["links"]), mine
 
     for _ in range(2):  # DEL is idempotent on both sides
         ref_run("DEL", ref, _with_prev(ref_in, ref_add.doc), ifname=case.ifname)
         our_del = our_run("DEL", ours, _with_prev(our_in, our_add.doc), ifname=case.ifname)
         assert our_del.code == 0, our_del
-        mine, theirs = state(ours, case.ifname, mask), state(ref, case.ifname, mask)
+        mine, theirs = state(ours, case.ifname), state(ref, case.ifname)
         if ref_add.code != 0:
             mine, theirs = mine["pod"], theirs["pod"]
         assert_same(mine, theirs, "state after DEL")

@@ -44,3 +44,14 @@ def make_dummy_side(side: Side) -> None:
     sh("ip", "netns", "add", side.netns)
     sh("ip", "link", "add", side.master, "type", "dummy")
     sh("ip", "link", "set", side.master, "up")
+
+
+def drop_side(side: Side) -> None:
+    """Remove what `make_dummy_side` and the plugins made (no masq chains: no ipMasq here).
+
+    `Side.destroy` also sweeps iptables and ip6tables, seconds per side in the VM.
+    """
+    for pod in side.pods:
+        sh("ip", "netns", "del", pod, check=False)
+    for name in (side.bridge, side.device, side.master):
+        sh("ip", "link", "del", name, check=False)

@@ -217,12 +217,6 @@ def test_fresh_vf_settings_set_and_zeros_restored(nic_factory: Any, pod_factory:
     del_twice_restores(pod, nic, conf, before, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: delegates/vfcontrol.py vf_spec() sends vlanProto 802.1ad as pyroute2's "
-    "IFLA_VF_VLAN_LIST, whose IFLA_VF_VLAN_INFO (pyroute2 0.9.7 ivvi: I,I,I,>H) is 14 bytes; "
-    "the kernel wants sizeof(struct ifla_vf_vlan_info) == 16 and answers EINVAL",
-)
 def test_vf_802_1ad_vlan_set_and_restored(nic_factory: Any, pod_factory: Any) -> None:
     nic = nic_factory(vfs=2, switchdev=False)
     pod = pod_factory(nic, driver="vfio-pci")
@@ -326,7 +320,7 @@ def test_del_after_pod_netns_vanished_renames_representor_back(
 
     sh("ip", "netns", "del", pod.netns)
     # The kernel hands a device netdev of a dying netns back to the host, renamed.
-    wait_for("the representor back in the host", lambda: len(nic.netdevs()) == 2)
+    wait_for("the representor back in the host", lambda: len(nic.netdevs()) == 2, timeout=8)
 
     for _ in range(2):
         code, out = pod.run("DEL", conf)
