@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .harness import VERSIONS, Case, Side, compare
+from .harness import VERSIONS, Case, Runner, Side, compare
 
 pytestmark = pytest.mark.root
 
@@ -68,3 +68,21 @@ def test_macvlan_executable_matches_reference(
     name: str, version: str, sides: tuple[Side, Side]
 ) -> None:
     compare(Case("macvlan", CONFIGS[name], version, "bin", ifname="net1"), *sides)
+
+
+def test_macvlan_keeps_ipam_dns_unlike_reference(sides: tuple[Side, Side]) -> None:
+    """Reference 1.1.1 overwrites the result's DNS with the config's, even when empty,
+    dropping what IPAM returned (fixed upstream later); jaring keeps IPAM's unless the
+    config has its own."""
+    ref, ours = sides
+    resolv = ref.tmp / "resolv.conf"
+    resolv.write_text("nameserver 10.71.0.53\nsearch pods.local\n")
+    ipam = {**V4, "resolvConf": str(resolv)}
+    conf = {"type": "macvlan", "master": "@MASTER@", "ipam": ipam}
+    ref_out = Runner("ref", "macvlan")("ADD", ref, ref.render(conf, "1.0.0"), ifname="net1")
+    our_out = Runner("inproc", "macvlan")("ADD", ours, ours.render(conf, "1.0.0"), ifname="net1")
+    assert ref_out.doc is not None and our_out.doc is not None
+    assert ref_out.doc["dns"] == {}
+    assert our_out.doc["dns"] == {"nameservers": ["10.71.0.53"], "search": ["pods.local"]}
+    for side, how in ((ref, "ref"), (ours, "inproc")):
+        Runner(how, "macvlan")("DEL", side, side.render(conf, "1.0.0"), ifname="net1")
