@@ -46,7 +46,6 @@ log = logging.getLogger("jaring.node")
 
 DEFAULT_HTTP = "127.0.0.1:9390"
 REQUEST_READ_TIMEOUT = 30.0
-IN_CLUSTER_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 ROOT_ONLY = frozenset({0})
 
 
@@ -56,7 +55,7 @@ class Settings:
 
     socket_path: str = DEFAULT_SOCKET
     http_address: str = DEFAULT_HTTP  # "" disables the HTTP endpoints
-    kubeconfig: str = ""  # warmed at start; "" and in a pod: the in-cluster config
+    kubeconfig: str = ""  # warmed at start: the path the CNI config's `kubeconfig` names
     node_name: str = ""
     max_parallel: int = 16
     allowed_uids: frozenset[int] = ROOT_ONLY
@@ -140,23 +139,6 @@ class ApiView:
             self.cache.stop()
         self.events.stop()
         self.pool.close()
-
-
-def in_cluster_config(root: str = IN_CLUSTER_DIR) -> KubeConfig | None:
-    """The pod's service account (token re-read on use, LESSONS #7), or None."""
-    host, port = (
-        os.environ.get("KUBERNETES_SERVICE_HOST"),
-        os.environ.get("KUBERNETES_SERVICE_PORT", "443"),
-    )
-    if not host or not os.path.exists(os.path.join(root, "token")):
-        return None
-    if ":" in host:
-        host = f"[{host}]"
-    return KubeConfig(
-        server=f"https://{host}:{port}",
-        ca_file=os.path.join(root, "ca.crt"),
-        token_file=os.path.join(root, "token"),
-    )
 
 
 class Views:
@@ -528,7 +510,7 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, str]:
     parser.add_argument(
         "--kubeconfig",
         default=os.environ.get("KUBECONFIG", ""),
-        help="the API to watch (default: $KUBECONFIG, else the in-cluster service account)",
+        help="the kubeconfig the CNI config names, watched from the start (default: $KUBECONFIG)",
     )
     parser.add_argument(
         "--node-name",
@@ -559,10 +541,10 @@ def build(settings: Settings) -> Daemon:
             default_key=settings.kubeconfig,
         )
     else:
-        config = in_cluster_config()
-        # In a pod the CNI config names the kubeconfig the installer wrote;
-        # the service account is warmed under the empty key for nothing else.
-        views = Views(node_name=settings.node_name, default=config, default_key="")
+        # Caches start with the first request naming a kubeconfig. The daemon
+        # reads the API a request's config names, as standalone would: a
+        # fallback to standalone never sees other pods or NADs than the daemon.
+        views = Views(node_name=settings.node_name)
     daemon = Daemon(settings, views=views)
     if settings.preload:
         daemon.executor.preload()
