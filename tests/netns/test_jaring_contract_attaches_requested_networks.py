@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import time
 from typing import Any
 
 import pytest
@@ -78,7 +79,13 @@ def test_added_interfaces_are_announced_as_events(
     box = sandbox(host, cluster, "web", networks="data")
     assert call(runtime, "ADD", box).ok
     links = host.links(box.netns)
-    events = [e for e in cluster.jaring_events() if e["involvedObject"]["name"] == "web"]
+    # The binary posts Events after it has answered: wait for both.
+    deadline = time.monotonic() + 20
+    while True:
+        events = [e for e in cluster.jaring_events() if e["involvedObject"]["name"] == "web"]
+        if len(events) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert {e["reason"] for e in events} == {"AddedInterface"}
     assert all(e["type"] == "Normal" and e["involvedObject"]["uid"] == box.uid for e in events)
     messages = " ".join(e["message"] for e in events)
