@@ -5,6 +5,7 @@ host veth, no host-local lease, no cache entry; the failure is an Event."""
 from __future__ import annotations
 
 import ipaddress
+import time
 from typing import Any
 
 import pytest
@@ -33,7 +34,13 @@ def test_missing_nad_fails_invalid_config(host: Host, runtime: Runtime, cluster:
     assert add.doc["code"] == 7
     assert "absent" in add.doc["msg"] + add.doc.get("details", "")
     assert_nothing_left(host, box)
-    warnings = [e for e in cluster.jaring_events() if e["type"] == "Warning"]
+    # Events are posted after the binary has answered: wait for the warning.
+    deadline = time.monotonic() + 20
+    while True:
+        warnings = [e for e in cluster.jaring_events() if e["type"] == "Warning"]
+        if warnings or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert [e["involvedObject"]["name"] for e in warnings] == ["web"]
     # The runtime then calls DEL for the failed ADD: that succeeds too.
     delete = call(runtime, "DEL", box)

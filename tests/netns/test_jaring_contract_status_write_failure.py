@@ -5,6 +5,7 @@ up, ADD fails and leaves nothing (default), or succeeds with a Warning Event
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -66,8 +67,14 @@ def scripted_runtime(host: Host, script: Script) -> Iterator[Runtime]:
         yield Runtime(host=host, conf=conf)
 
 
-def events(script: Script) -> list[dict[str, Any]]:
-    return [json.loads(s.body) for s in script.seen if s.method == "POST"]
+def events(script: Script, *, at_least: int = 1) -> list[dict[str, Any]]:
+    """The Events posted; the binary posts them after answering, so wait a little."""
+    deadline = time.monotonic() + 20
+    while True:
+        found = [json.loads(s.body) for s in script.seen if s.method == "POST"]
+        if len(found) >= at_least or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 def test_status_failure_rolls_back_by_default(
