@@ -80,7 +80,7 @@ class Pod:
 @dataclass
 class Bench:
     tmp: Path
-    api: ApiServer
+    api: ApiServer | None
     tag: str
     cluster: dict[str, Any] = field(init=False)
     data: dict[str, Any] = field(init=False)
@@ -108,7 +108,7 @@ class Bench:
             "mode": "bridge",
             "ipam": {"type": "host-local", "subnet": "10.234.0.0/16", "dataDir": ipam},
         }
-        self.kubeconfig = self.api.kubeconfig(self.tmp / "kubeconfig")
+        self.kubeconfig = self.tmp / "kubeconfig"
         self.socket = self.tmp / "run" / "jaring.sock"
 
     def meta(self, daemon: bool) -> dict[str, Any]:
@@ -119,9 +119,9 @@ class Bench:
             "kubeconfig": str(self.kubeconfig),
             "cniDir": str(self.tmp / "cache"),
             "daemonSocket": str(self.socket) if daemon else "",
-            # kmock answers slower the more objects it holds (Events pile up
-            # at two per ADD): timed runs keep its store steady. Events are
-            # counted, posted, in the API-requests run below.
+            # kmock answers slower with every object version it stores (each
+            # status PATCH and Event adds one): timed runs post no Events and
+            # each gets a fresh kmock. Events are counted in their own run.
             "events": self.events,
             "delegates": [self.cluster],
         }
@@ -130,12 +130,18 @@ class Bench:
     def setup(self, pods: int) -> None:
         ip("link", "add", self.master, "type", "veth", "peer", "name", self.peer)
         ip("link", "set", self.master, "up")
-        self.api.nad("default", "data", self.data)
         for i in range(pods):
             pod = Pod(f"p{i}", uuid.uuid4().hex, f"jd{self.tag}{i}")
             ip("netns", "add", pod.netns)
             self.pods.append(pod)
-            create_pod(self.api, "default", pod.name, pod.uid, {NETWORKS: "data"})
+
+    def use(self, api: ApiServer) -> None:
+        """Point at a fresh API server holding the NAD and the pods."""
+        self.api = api
+        api.kubeconfig(self.kubeconfig)
+        api.nad("default", "data", self.data)
+        for pod in self.pods:
+            create_pod(api, "default", pod.name, pod.uid, {NETWORKS: "data"})
 
     def cleanup(self) -> None:
         self.stop_daemon()
@@ -280,12 +286,43 @@ def concurrent(bench: Bench, variant: str, rounds: int, out: Samples) -> None:
                 )
 
 
-def api_counts(api: ApiServer, run: Callable[[], None], settle: Callable[[], None]) -> Counter[str]:
-    settle()  # Events of earlier runs are still being posted
-    before = api.request_counts()
-    run()
+def start_warm(bench: Bench, log: Path, pods: int) -> None:
+    bench.start_daemon(log=log)
+    bench.wait_cached(pods, 1)
+    bench.op("daemon", "ADD", bench.pods[0])  # first use: delegates, API connections
+    bench.op("daemon", "DEL", bench.pods[0])
+
+
+def api_requests(bench: Bench, api: ApiServer, n: int = 20) -> list[str]:
+    """Requests per ADD through the warm daemon, Events on, from kmock's record."""
+
+    def settle() -> None:  # Events are posted after the answer: wait for quiet
+        deadline = time.monotonic() + 10
+        last = api.request_counts()
+        while time.monotonic() < deadline:
+            time.sleep(0.3)
+            now = api.request_counts()
+            if now == last:
+                return
+            last = now
+
+    n = min(n, len(bench.pods))
+    bench.events = True
     settle()
-    return api.request_counts() - before
+    before = api.request_counts()
+    for pod in bench.pods[:n]:
+        bench.op("daemon", "ADD", pod)
+    settle()
+    counts: Counter[str] = api.request_counts() - before
+    for pod in bench.pods[:n]:
+        bench.op("daemon", "DEL", pod)
+    bench.events = False
+    per = {k: v / n for k, v in counts.items()}
+    return [
+        "API requests per ADD with the daemon (kmock record): "
+        f"reads (GET) {per.get('GET', 0):.2f}, status writes (PATCH) "
+        f"{per.get('PATCH', 0):.2f}, Event posts (POST, after the answer) {per.get('POST', 0):.2f}"
+    ]
 
 
 def memory_at_scale(tmp: Path, nads: int, pods: int) -> list[str]:
@@ -293,6 +330,7 @@ def memory_at_scale(tmp: Path, nads: int, pods: int) -> list[str]:
     tmp.mkdir()
     with ApiServer() as api:
         bench = Bench(tmp, api, uuid.uuid4().hex[:5])
+        api.kubeconfig(bench.kubeconfig)
         data = dict(bench.data)
 
         def nad(i: int) -> None:
@@ -353,57 +391,41 @@ def main() -> int:
         for p in ("single", "back-to-back", "8-concurrent")
     }
     extra: list[str] = []
+    patterns: dict[str, Callable[[Bench, str], None]] = {
+        "single": lambda b, v: single(b, v, opts.n, samples),
+        "back-to-back": lambda b, v: back_to_back(b, v, opts.b2b, samples),
+        "8-concurrent": lambda b, v: concurrent(b, v, opts.rounds, samples),
+    }
     try:
-        with ApiServer() as api:
-            bench = Bench(tmp, api, tag)
-            try:
-                bench.setup(pods)
-                for variant in VARIANTS:
-                    if variant == "daemon":
-                        bench.start_daemon(log=tmp / "node.log")
-                        bench.wait_cached(pods, 1)
-                        bench.op(variant, "ADD", bench.pods[0])  # first use: loads delegates
-                        bench.op(variant, "DEL", bench.pods[0])
-                    single(bench, variant, opts.n, samples)
-                    back_to_back(bench, variant, opts.b2b, samples)
-                    concurrent(bench, variant, opts.rounds, samples)
-                # API requests per ADD, daemon warm: ADD only, Events drained.
-                one = bench.pods[: min(20, len(bench.pods))]
-
-                def adds() -> None:
-                    for pod in one:
-                        bench.op("daemon", "ADD", pod)
-
-                def settle() -> None:
-                    deadline = time.monotonic() + 10
-                    last = api.request_counts()
-                    while time.monotonic() < deadline:
-                        time.sleep(0.3)
-                        now = api.request_counts()
-                        if now == last:
-                            return
-                        last = now
-
-                inside = bench.daemon_ms(tmp / "node.log")
-                extra.append(
-                    "inside the daemon (its request log, all timed runs): "
-                    + ", ".join(f"{verb} {ms:.1f} ms" for verb, ms in inside.items())
-                    + "; the rest of (c) is the jaring binary's interpreter start and socket"
-                )
-                bench.events = True
-                counts = api_counts(api, adds, settle)
-                for pod in one:
-                    bench.op("daemon", "DEL", pod)
-                per = {k: v / len(one) for k, v in counts.items()}
-                extra.append(
-                    "API requests per ADD with the daemon (kmock record): "
-                    f"reads (GET) {per.get('GET', 0):.2f}, status writes (PATCH) "
-                    f"{per.get('PATCH', 0):.2f}, Event posts (POST, async) {per.get('POST', 0):.2f}"
-                )
-                extra.append(f"daemon RSS after the runs above: {bench.rss_mb():.1f} MB")
+        bench = Bench(tmp, None, tag)
+        inside: dict[str, list[float]] = {"ADD": [], "DEL": []}
+        try:
+            bench.setup(pods)
+            for variant in VARIANTS:
+                for name, pattern in patterns.items():
+                    with ApiServer() as api:
+                        bench.use(api)
+                        if variant == "daemon":
+                            log = tmp / f"node-{name}.log"
+                            start_warm(bench, log, pods)
+                        pattern(bench, variant)
+                        if variant == "daemon":
+                            bench.stop_daemon()
+                            for verb, ms in bench.daemon_ms(log).items():
+                                inside[verb].append(ms)
+            extra.append(
+                "inside the daemon (median of its request log per pattern): "
+                + ", ".join(f"{verb} {statistics.median(ms):.1f} ms" for verb, ms in inside.items())
+                + "; the rest of (c) is the jaring binary's interpreter start and the socket"
+            )
+            with ApiServer() as api:
+                bench.use(api)
+                start_warm(bench, tmp / "node-api.log", pods)
+                extra += api_requests(bench, api)
+                extra.append(f"daemon RSS after 20 ADD/DEL: {bench.rss_mb():.1f} MB")
                 bench.stop_daemon()
-            finally:
-                bench.cleanup()
+        finally:
+            bench.cleanup()
         extra += memory_at_scale(tmp / "scale", opts.nads, opts.node_pods)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
