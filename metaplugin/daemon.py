@@ -1,8 +1,8 @@
 """`jaring-node`: the per-node daemon that runs CNI requests for the `jaring` binary.
 
 Serves the protocol of `forward.py` on a root-only unix socket and runs the
-same `MetaPlugin` as standalone, with native delegates in-process (pyroute2
-loaded once), pods and NADs from watch caches (`nodecache`, `nodesource`),
+same `MetaPlugin` as standalone, with native delegates in-process
+(loaded once), pods and NADs from watch caches (`nodecache`, `nodesource`),
 one container's operations serialised and different pods in parallel up to a
 bound. `/healthz`, `/readyz`, `/metrics` on a small HTTP port. DESIGN.md
 "Node daemon"; issue 6; LESSONS #5, #6, #8, #9.
@@ -556,8 +556,6 @@ def main(argv: list[str] | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-    # pyroute2 logs every netlink message at debug: our debug is about requests.
-    logging.getLogger("pyroute2").setLevel(logging.WARNING)
     if os.geteuid() not in settings.allowed_uids:
         log.warning("not running as root: delegates will fail to configure networks")
     try:
