@@ -18,9 +18,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
+from jaring.cni import selection
 from jaring.cni.errors import CniError, Code
+from jaring.cni.ids import Namespace
 
-from . import selection
 from .ctl_runtime import Runtime, say
 from .ctl_store import (
     NAD,
@@ -31,7 +32,6 @@ from .ctl_store import (
     load_manifests,
     nad_network,
 )
-from .ids import Namespace
 
 DEFAULT_STATE_DIR = "/var/lib/jaring/local"
 KINDS = {

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jaring.cni import selection
 from jaring.cni.errors import CniError, Code
+from jaring.cni.ids import Namespace
 
-from . import selection
 from .ctl_runtime import Runtime, say, shielded
 from .ctl_store import NETWORKS_ANNOTATION, POD, Manifest, ObjectKey, load_manifests
-from .ids import Namespace
 
 DEMO_STATE_DIR = "/var/lib/jaring/demo"
 # Apart from the default store's cluster network, so both can be up at once.

@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from jaring.cni import selection
 from jaring.cni.errors import CniError, Code
+from jaring.cni.ids import Namespace
 
-from . import selection
 from .ctl_store import NAD, NETWORKS_ANNOTATION, POD, ObjectKey, Store, nad_network, write_atomic
-from .ids import Namespace
 from .localnet import GATEWAY_SYSCTLS, Host, HostParts, Need
 
 CNI_PATH = "/usr/lib/cni:/opt/cni/bin"

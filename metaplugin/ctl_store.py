@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jaring.cni import selection
 from jaring.cni.errors import CniError, Code
+from jaring.cni.ids import IfName, Namespace
 from jaring.cni.netconf import NetworkConfig
-
-from . import selection
-from .ids import IfName, Namespace
 
 POD = "Pod"
 NAD = "NetworkAttachmentDefinition"

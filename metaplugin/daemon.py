@@ -29,12 +29,12 @@ from typing import Any
 
 from jaring.cni import registry, skel
 from jaring.cni.errors import CniError
+from jaring.cni.ids import PodUID
 from jaring.cni.invoke import BinaryExecutor, Executor, NativeExecutor, Runtime
 from jaring.cni.plugin import Plugin, parse_cni_args
 
 from . import forward
 from .config import DEFAULT_SOCKET, MetaConfig
-from .ids import PodUID
 from .kubeclient import KubeClient, KubeConfig
 from .meta import Environment, MetaPlugin
 from .metrics import Metrics

@@ -21,6 +21,7 @@ from typing import Any
 
 from jaring.cni import invoke, version
 from jaring.cni.errors import CniError, Code
+from jaring.cni.ids import ContainerID, IfName, NadName, Namespace, PodName, PodUID
 from jaring.cni.invoke import Executor, Runtime
 from jaring.cni.netconf import NetworkConfig
 from jaring.cni.plugin import Request
@@ -30,7 +31,6 @@ from . import devices
 from . import plan as planning
 from . import status as netstatus
 from .config import MetaConfig, parse_config
-from .ids import ContainerID, IfName, NadName, Namespace, PodName, PodUID
 from .podroutes import LinkProbe, NsenterLinkProbe, NsenterRouteEditor, RouteEditor
 from .sources import NadInfo, PodInfo, Source
 from .statecache import CachedAttachment, CacheEntry, StateCache

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from jaring.cni.errors import CniError, Code
+from jaring.cni.ids import NadName, Namespace
 from jaring.cni.netconf import NetworkConfig
 
-from .ids import NadName, Namespace
 from .sources import NadInfo
 
 NadLookup = Callable[[Namespace, NadName], "NadInfo | None"]

@@ -22,8 +22,8 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import quote, urlsplit
 
 from jaring.cni.errors import CniError
+from jaring.cni.ids import NadName, Namespace, PodName
 
-from .ids import NadName, Namespace, PodName
 from .kubeclient import KubeClient
 from .sources import (
     NAD_API_VERSION,

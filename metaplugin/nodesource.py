@@ -18,7 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from .ids import NadName, Namespace, PodName, PodUID
+from jaring.cni.ids import NadName, Namespace, PodName, PodUID
+
 from .kubeclient import KubeClient
 from .nodecache import NodeCache, trim
 from .sources import ApiSource, NadInfo, PodInfo

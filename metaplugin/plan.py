@@ -13,18 +13,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from jaring.cni import selection
 from jaring.cni.errors import CniError, Code
+from jaring.cni.ids import IfName, NadName, Namespace
 from jaring.cni.netconf import NetworkConfig
+from jaring.cni.selection import NETWORKS_ANNOTATION, Attachment, NetworkRef
 
-from . import devices, networks, runtimeconf, selection
+from . import devices, networks, runtimeconf
 from .config import MetaConfig
-from .ids import IfName, NadName, Namespace
-from .selection import Attachment, NetworkRef
 from .sources import NadInfo, PodInfo
 
 log = logging.getLogger(__name__)
 
-NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status"
 
 NadLookup = Callable[[Namespace, NadName], "NadInfo | None"]
@@ -148,13 +148,7 @@ def build_plan(
         )
     ]
     attachments = requested(cfg, pod)
-    routes = [a for a in attachments if a.default_route]
-    if len(routes) > 1:
-        raise CniError(
-            Code.INVALID_CONFIG,
-            "more than one network requests default-route",
-            ", ".join(str(a.network) for a in routes),
-        )
+    selection.check_default_route(attachments)
     ifnames = selection.assign_ifnames(attachments, cluster_ifname=cluster_ifname)
     allocator = _LazyAllocator(pod_devices)
     for attachment, ifname in zip(attachments, ifnames, strict=True):

@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jaring.cni.errors import CniError, Code
-
-from .selection import Attachment
+from jaring.cni.selection import Attachment
 
 # Attachment field -> runtimeConfig key (= the capability a plugin declares).
 CAPABILITY_KEYS: Mapping[str, str] = {

@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from jaring.cni.errors import CniError, Code
-
-from .ids import NadName, Namespace, PodName, PodUID
+from jaring.cni.ids import NadName, Namespace, PodName, PodUID
 
 if TYPE_CHECKING:  # the binary imports kubeclient only when it talks to an API
     from .kubeclient import KubeClient

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .ids import ContainerID, IfName, Namespace, PodName, PodUID
+from jaring.cni.ids import ContainerID, IfName, Namespace, PodName, PodUID
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Protocol
 
+from jaring.cni.errors import CniError
+from jaring.cni.ids import Namespace
+from jaring.cni.selection import check_isolation
 from jaring.operator import validation
-from jaring.operator.selection import NetworkRef, Selected, SelectionError, pod_selection
+from jaring.operator.selection import Attachment, NetworkRef, SelectionError, pod_selection
 from jaring.operator.usage import NadInfo
 
 VALIDATE_NAD = "validate-nad"
@@ -67,7 +70,7 @@ def review_nad(obj: Mapping[str, Any]) -> Verdict:
     return Verdict(True, warnings=tuple(notes))
 
 
-def _selection(pod: Mapping[str, Any], namespace: str) -> tuple[Selected, ...]:
+def _selection(pod: Mapping[str, Any], namespace: str) -> tuple[Attachment, ...]:
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
     return pod_selection(annotations, pod_namespace=namespace)
 
@@ -79,14 +82,15 @@ def review_pod(
         selected = _selection(pod, namespace)
     except SelectionError as exc:
         return deny(str(exc))
-    if policy.namespace_isolation:
-        allowed = {namespace} | policy.global_namespaces
-        for i, item in enumerate(selected):
-            if item.network.namespace not in allowed:
-                return deny(
-                    f"networks[{i}]: namespace isolation: a pod in {namespace} may not use "
-                    f"{item.network} (allowed namespaces: {', '.join(sorted(allowed))})"
-                )
+    try:  # the meta-plugin's own rule, so both refuse the same pods
+        check_isolation(
+            selected,
+            pod_namespace=Namespace(namespace),
+            enabled=policy.namespace_isolation,
+            global_namespaces=frozenset(policy.global_namespaces),
+        )
+    except CniError as exc:
+        return deny(str(exc))
     missing = sorted({str(s.network) for s in selected if nads.get(s.network) is None})
     warnings = tuple(
         f"NetworkAttachmentDefinition {m} does not exist (yet): the pod will not start "

@@ -17,7 +17,7 @@ import aiohttp
 import kopf
 from jaring.operator import certs, kubeapi, validation, webhook
 from jaring.operator.config import OperatorConfig
-from jaring.operator.selection import NetworkRef
+from jaring.operator.selection import NetworkRef, network_ref
 from jaring.operator.usage import (
     NadCatalog,
     NadInfo,
@@ -61,7 +61,7 @@ def _rfc3339(now: datetime.datetime) -> str:
 
 
 def _network(meta: Mapping[str, Any]) -> NetworkRef:
-    return NetworkRef(namespace=str(meta.get("namespace") or ""), name=str(meta.get("name") or ""))
+    return network_ref(namespace=str(meta.get("namespace") or ""), name=str(meta.get("name") or ""))
 
 
 def build_registry(

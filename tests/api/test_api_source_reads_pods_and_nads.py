@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from jaring.cni.errors import CniError, Code
-from jaring.metaplugin.ids import NadName, Namespace, PodName
+from jaring.cni.ids import NadName, Namespace, PodName
 from jaring.metaplugin.kubeclient import KubeClient, KubeConfig
 from jaring.metaplugin.sources import ApiSource
 

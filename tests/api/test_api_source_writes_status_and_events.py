@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from jaring.cni.errors import CniError, Code
-from jaring.metaplugin.ids import Namespace, PodName, PodUID
+from jaring.cni.ids import Namespace, PodName, PodUID
 from jaring.metaplugin.kubeclient import KubeClient, KubeConfig
 from jaring.metaplugin.sources import STATUS_ANNOTATION, ApiSource
 

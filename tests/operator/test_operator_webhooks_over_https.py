@@ -126,18 +126,18 @@ async def test_validate_nad_ignores_delete(operator: Any) -> None:
     ("networks", "fragment"),
     [
         ("Bad_Name", "network name must be a DNS-1123 label"),
-        ('[{"name": "a", "ips": ["10.0.0.300/24"]}]', '"ips" has an invalid IP address'),
-        ('{"name": "a"}', "the JSON form must be a list"),
+        ('[{"name": "a", "ips": ["10.0.0.300/24"]}]', '"ips" must be a list of IP addresses'),
+        ('{"name": "a"}', "JSON selection must be a list of objects"),
         ('[{"name": "a", "colour": "red"}]', 'unknown key "colour"'),
         ("a@net1,b@net1", "both use interface net1"),
         (
             '[{"name": "a", "default-route": ["10.0.0.1"]}, {"name": "b", "default-route": '
             '["10.1.0.1"]}]',
-            'at most one element may carry "default-route"',
+            "more than one network requests default-route",
         ),
         (
             '[{"name": "a", "ipam-claim-reference": "c", "ips": ["10.0.0.2/24"]}]',
-            'cannot be combined with "ips"',
+            'cannot be used together with "ips"',
         ),
     ],
 )

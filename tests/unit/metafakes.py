@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jaring.cni.errors import CniError, Code
+from jaring.cni.ids import NadName, Namespace, PodName, PodUID
 from jaring.cni.invoke import Runtime
-from jaring.metaplugin.ids import NadName, Namespace, PodName, PodUID
 from jaring.metaplugin.sources import NadInfo, PodInfo
 
 

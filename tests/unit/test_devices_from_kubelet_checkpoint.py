@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 from jaring.cni.errors import CniError
+from jaring.cni.ids import IfName, NadName, Namespace, PodName, PodUID
 from jaring.metaplugin import devices, plan
 from jaring.metaplugin.config import parse_config
-from jaring.metaplugin.ids import IfName, NadName, Namespace, PodName, PodUID
 from jaring.metaplugin.sources import NadInfo, PodInfo
 
 RESOURCE = "intel.com/sriov_netdevice"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from jaring.cni.ids import NadName, Namespace, PodName
 from jaring.metaplugin import ctl
-from jaring.metaplugin.ids import NadName, Namespace, PodName
 from jaring.metaplugin.sources import LocalSource
 
 JARINGCTL = str(Path(sys.executable).parent / "jaringctl")

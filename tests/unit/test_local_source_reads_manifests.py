@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from jaring.cni.errors import CniError, Code
-from jaring.metaplugin.ids import NadName, Namespace, PodName
+from jaring.cni.ids import NadName, Namespace, PodName
 from jaring.metaplugin.sources import LocalSource, NadInfo, PodInfo
 
 NETWORKS = "k8s.v1.cni.cncf.io/networks"

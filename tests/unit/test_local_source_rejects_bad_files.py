@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from jaring.cni.errors import CniError, Code
-from jaring.metaplugin.ids import NadName, Namespace, PodName
+from jaring.cni.ids import NadName, Namespace, PodName
 from jaring.metaplugin.sources import LocalSource, nad_info, pod_info
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from jaring.cni.errors import CniError, Code
-from jaring.metaplugin.ids import Namespace, PodName, PodUID
+from jaring.cni.ids import Namespace, PodName, PodUID
 from jaring.metaplugin.sources import LocalSource
 
 NS = Namespace("ns1")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from jaring.operator import admission
-from jaring.operator.selection import NetworkRef
+from jaring.operator.selection import network_ref
 from jaring.operator.usage import NadCatalog, NadInfo
 
 POLICY = admission.PodPolicy()
@@ -55,7 +55,7 @@ def test_nad_review_allows_denies_and_warns() -> None:
 
 
 def test_pod_review_reports_missing_nads_once_each_sorted() -> None:
-    nads = catalog(NadInfo(NetworkRef(namespace="ns", name="here")))
+    nads = catalog(NadInfo(network_ref(namespace="ns", name="here")))
     verdict = admission.review_pod(
         pod("zz,here,aa,zz@net9"), namespace="ns", nads=nads, policy=POLICY
     )
@@ -72,9 +72,10 @@ def test_pod_review_namespace_isolation_allows_own_and_global_namespaces() -> No
     assert admission.review_pod(pod("a,shared/b"), namespace="ns", nads=nads, policy=policy).allowed
     verdict = admission.review_pod(pod("a,default/b"), namespace="ns", nads=nads, policy=policy)
     assert not verdict.allowed
+    # The meta-plugin's own words: the webhook refuses what ADD would refuse.
     assert verdict.message == (
-        "networks[1]: namespace isolation: a pod in ns may not use "
-        "default/b (allowed namespaces: ns, shared)"
+        "networks[1]: namespace isolation: pod in namespace ns may not use default/b: "
+        "allowed: ns, shared"
     )
     # Off by default: any namespace.
     assert admission.review_pod(pod("other/x"), namespace="ns", nads=nads, policy=POLICY).allowed
@@ -86,9 +87,9 @@ def test_pod_review_denies_bad_syntax_with_the_parsers_message() -> None:
     assert verdict.message.startswith("networks[0]: interface must be a valid Linux")
 
 
-SRIOV = NadInfo(NetworkRef(namespace="ns", name="vf"), "intel.com/sriov")
-OTHER = NadInfo(NetworkRef(namespace="ns", name="mlx"), "nvidia.com/mlx")
-PLAIN = NadInfo(NetworkRef(namespace="ns", name="plain"))
+SRIOV = NadInfo(network_ref(namespace="ns", name="vf"), "intel.com/sriov")
+OTHER = NadInfo(network_ref(namespace="ns", name="mlx"), "nvidia.com/mlx")
+PLAIN = NadInfo(network_ref(namespace="ns", name="plain"))
 
 
 def patch_of(p: dict[str, Any], networks: str) -> list[dict[str, Any]]:

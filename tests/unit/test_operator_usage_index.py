@@ -3,7 +3,7 @@ consistent as pods change and go, and summarised for the in-use warning."""
 
 from __future__ import annotations
 
-from jaring.operator.selection import NetworkRef
+from jaring.operator.selection import network_ref
 from jaring.operator.usage import (
     NadCatalog,
     NadInfo,
@@ -14,7 +14,7 @@ from jaring.operator.usage import (
 )
 
 ANN = "k8s.v1.cni.cncf.io/networks"
-A, B = NetworkRef(namespace="ns", name="a"), NetworkRef(namespace="other", name="b")
+A, B = network_ref(namespace="ns", name="a"), network_ref(namespace="other", name="b")
 
 
 def test_networks_of_running_pending_and_finished_pods() -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 from jaring.cni.errors import CniError
-from jaring.metaplugin.ids import NadName, Namespace
+from jaring.cni.ids import NadName, Namespace
+from jaring.cni.selection import Attachment, NetworkRef
 from jaring.metaplugin.runtimeconf import (
     attachment_runtime_config,
     cluster_runtime_config,
     merge_cni_args,
 )
-from jaring.metaplugin.selection import Attachment, NetworkRef
 
 NET = NetworkRef(namespace=Namespace("ns"), name=NadName("net-a"))
 

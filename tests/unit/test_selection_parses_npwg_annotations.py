@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jaring.cni.errors import CniError
-from jaring.metaplugin.ids import IfName, NadName, Namespace
-from jaring.metaplugin.selection import (
+from jaring.cni.ids import IfName, NadName, Namespace
+from jaring.cni.selection import (
     Attachment,
     NetworkRef,
     assign_ifnames,

@@ -1,8 +1,10 @@
 """NPWG network selection: the `k8s.v1.cni.cncf.io/networks` annotation.
 
 Owns parsing both forms into frozen `Attachment`s, ifname assignment, namespace
-isolation and the `v1.multus-cni.io/default-network` override. Called by
-`plan.py` on every pod ADD (NPWG v1.3 section 4.1.2; Multus compatible).
+isolation and the `v1.multus-cni.io/default-network` override. Called by the
+meta-plugin's `plan.py` on every pod ADD and by the operator's admission
+webhook, so what the webhook admits is exactly what jaring can attach
+(NPWG v1.3 section 4.1.2; Multus compatible).
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from jaring.cni.errors import CniError, Code
-
+from .errors import CniError, Code
 from .ids import IfName, NadName, Namespace
 
+NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 DEFAULT_NETWORK_ANNOTATION = "v1.multus-cni.io/default-network"
 
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -39,7 +41,7 @@ _KNOWN_KEYS = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class NetworkRef:
     """A NetworkAttachmentDefinition by namespace and name."""
 
@@ -230,6 +232,17 @@ def parse_selection_lenient(
         return parse_selection(annotation, pod_namespace=pod_namespace), None
     except CniError as exc:
         return (), str(exc)
+
+
+def check_default_route(attachments: Sequence[Attachment]) -> None:
+    """NPWG: at most one element of a pod's selection carries `default-route`."""
+    routes = [a for a in attachments if a.default_route]
+    if len(routes) > 1:
+        raise CniError(
+            Code.INVALID_CONFIG,
+            "more than one network requests default-route",
+            ", ".join(str(a.network) for a in routes),
+        )
 
 
 def assign_ifnames(
