@@ -315,7 +315,26 @@ def _store(side: Side) -> dict[str, str]:
 def snapshot(side: Side, ifname: str = "eth0") -> dict[str, Any]:
     """The normalised state of the side (pod and host), as JSON-able data."""
     raw = {"pod": pod_state(side, ifname), "host": host_state(side)}
-    return json.loads(side.substitute(json.dumps(raw, sort_keys=True)))
+    masked: dict[str, Any] = json.loads(side.substitute(json.dumps(raw, sort_keys=True)))
+    return _resorted(masked)
+
+
+# Lists sorted by raw (random) names: after masking, their order must be redone,
+# or two veth ports of one bridge compare in a random order.
+_NAME_SORTED = frozenset({"ports", "vlan_gateways", "links"})
+
+
+def _resorted(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            key: sorted((_resorted(v) for v in value), key=json.dumps)
+            if key in _NAME_SORTED and isinstance(value, list)
+            else _resorted(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_resorted(v) for v in node]
+    return node
 
 
 def normalise_result(side: Side, doc: dict[str, Any] | None) -> dict[str, Any] | None:
