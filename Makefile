@@ -38,7 +38,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 
 test: deps venv lint typecheck
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15 tests
 
 demo: deps venv
 	$(VENV)/bin/jaringctl demo examples/quickstart

@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .test_import_budget import _binary, _plugin
+from .test_import_budget import _binary, fake_pod
 
 
 def _events(root: Path) -> list[dict[str, str]]:
@@ -22,69 +22,17 @@ def _events(root: Path) -> list[dict[str, str]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _manifests(root: Path, networks: str) -> None:
-    nad = {"cniVersion": "1.0.0", "type": "fakedata"}
-    (root / "nad.json").write_text(
-        json.dumps(
-            {
-                "apiVersion": "k8s.cni.cncf.io/v1",
-                "kind": "NetworkAttachmentDefinition",
-                "metadata": {"name": "data", "namespace": "default"},
-                "spec": {"config": json.dumps(nad)},
-            }
-        )
-    )
-    (root / "pod.json").write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "name": "web",
-                    "namespace": "default",
-                    "uid": "uid-web",
-                    "annotations": {"k8s.v1.cni.cncf.io/networks": networks},
-                },
-            }
-        )
-    )
-
-
 def _add(tmp_path: Path, networks: str) -> tuple[subprocess.CompletedProcess[bytes], Path]:
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    _plugin(bindir, "fakecluster", "10.1.0.5/24", 1)
-    _plugin(bindir, "fakedata", "10.2.0.5/24", 2)
-    root = tmp_path / "manifests"
-    root.mkdir()
-    _manifests(root, networks)
-    config = {
-        "cniVersion": "1.0.0",
-        "name": "jaring",
-        "type": "jaring",
-        "manifestDir": str(root),
-        "cniDir": str(tmp_path / "cache"),
-        "daemonSocket": "",
-        "delegates": [{"cniVersion": "1.0.0", "name": "cluster", "type": "fakecluster"}],
-    }
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "CNI_COMMAND": "ADD",
-        "CNI_CONTAINERID": "c0ffee",
-        "CNI_NETNS": str(tmp_path / "netns"),
-        "CNI_IFNAME": "eth0",
-        "CNI_PATH": str(bindir),
-        "CNI_ARGS": "K8S_POD_NAMESPACE=default;K8S_POD_NAME=web;K8S_POD_UID=uid-web",
-    }
+    config, env = fake_pod(tmp_path, networks)
     done = subprocess.run(
         [str(_binary())],
         input=json.dumps(config).encode(),
-        env=env,
+        env={"PATH": "/usr/bin:/bin", "CNI_COMMAND": "ADD", **env},
         capture_output=True,
         timeout=30,
         check=False,
     )
-    return done, root
+    return done, Path(config["manifestDir"])
 
 
 def _wait_for(root: Path, count: int) -> list[dict[str, str]]:

@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,8 +76,9 @@ def _run(binary: Path, command: str, env: dict[str, str], stdin: bytes) -> tuple
     return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
 
 
-def test_add_and_del_import_only_the_standard_library_and_jaring(tmp_path: Path) -> None:
-    binary = _binary()
+def fake_pod(tmp_path: Path, networks: str = "data") -> tuple[dict[str, Any], dict[str, str]]:
+    """A pod `default/web` selecting `networks`, a NAD `data` and fake delegates:
+    (the jaring config, the CNI env without CNI_COMMAND). Shared by the binary tests."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
     _plugin(bindir, "fakecluster", "10.1.0.5/24", 1)
@@ -103,7 +105,7 @@ def test_add_and_del_import_only_the_standard_library_and_jaring(tmp_path: Path)
                     "name": "web",
                     "namespace": "default",
                     "uid": "uid-web",
-                    "annotations": {"k8s.v1.cni.cncf.io/networks": "data"},
+                    "annotations": {"k8s.v1.cni.cncf.io/networks": networks},
                 },
             }
         )
@@ -124,6 +126,12 @@ def test_add_and_del_import_only_the_standard_library_and_jaring(tmp_path: Path)
         "CNI_PATH": str(bindir),
         "CNI_ARGS": "K8S_POD_NAMESPACE=default;K8S_POD_NAME=web;K8S_POD_UID=uid-web",
     }
+    return config, env
+
+
+def test_add_and_del_import_only_the_standard_library_and_jaring(tmp_path: Path) -> None:
+    binary = _binary()
+    config, env = fake_pod(tmp_path)
     stdin = json.dumps(config).encode()
 
     code, out, err = _run(binary, "ADD", env, stdin)
