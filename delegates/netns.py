@@ -9,6 +9,7 @@ default). Used by every link plugin (SPEC.md "CNI_NETNS"; DEL when it is gone).
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import json
 import os
@@ -72,7 +73,18 @@ class NetnsAgent:
             os._exit(code)
         theirs.close()
         self._pid = pid
+        # Close our end at exit: the agent then leaves, and no unclosed socket is
+        # left for the interpreter to warn about.
+        atexit.register(self._close)
         return ours
+
+    def _close(self) -> None:
+        # A daemon thread may still hold the lock at exit: never wait long for it.
+        if self._lock.acquire(timeout=1):
+            try:
+                self._reap()
+            finally:
+                self._lock.release()
 
     def request(self, fd: int, *, sysctls: Mapping[str, str], want_socket: bool) -> int | None:
         payload = json.dumps({"sysctls": dict(sysctls), "socket": want_socket}).encode()
