@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import itertools
 import json
 import os
 import socket
@@ -22,12 +21,14 @@ import tempfile
 import threading
 import time
 import urllib.request
-import uuid
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import kmock
+
+# One kmock-for-Kopf for tests and bench: tests/operator/emulator.py.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.operator.emulator import Emulator  # after the path above
 
 NADS = "k8s.cni.cncf.io/v1/network-attachment-definitions"
 GOOD = {
@@ -38,34 +39,6 @@ GOOD = {
     "ipam": {"type": "host-local", "subnet": "10.1.0.0/16"},
 }
 BAD = {"cniVersion": "1.0.0", "type": "macvlan", "mode": "sideways"}
-
-
-class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]  # kmock's attrs class
-    """kmock plus `generateName` (Kopf's Events) and `resourceVersion` (Kopf's consistency
-    checks): the same two additions as tests/operator/conftest.py."""
-
-    _versions = itertools.count(1)
-    _inflight: dict[int, Any] = {}  # noqa: RUF012  # one emulator per process at a time
-
-    async def _handle(self, request: Any) -> Any:
-        # kmock keeps every request for assertions and routes each new one by scanning
-        # that history: quadratic. Nothing here asserts on history: keep only the requests
-        # still being served (routing looks for the current one in the history).
-        self._inflight[id(request)] = request
-        self._requests[:] = [r for r in self._requests if id(r) in self._inflight]
-        try:
-            return await self._handle_tracked(request)
-        finally:
-            self._inflight.pop(id(request), None)
-
-    async def _handle_tracked(self, request: Any) -> Any:
-        if isinstance(request.data, dict) and request.resource is not None:
-            meta = request.data.setdefault("metadata", {})
-            if request.action == kmock.action.CREATE and not meta.get("name"):
-                meta["name"] = meta.get("generateName", "x-") + uuid.uuid4().hex[:6]
-            if request.action in (kmock.action.CREATE, kmock.action.UPDATE):
-                meta["resourceVersion"] = str(next(self._versions))
-        return await super()._handle(request)
 
 
 class Cluster:
