@@ -63,9 +63,10 @@ def _default_executor(cfg: MetaConfig | None) -> Executor:
 class StandaloneExecutor:
     """Exec a delegate's binary when CNI_PATH has one, else run it natively.
 
-    In a short-lived process pyroute2's import (~200 ms) costs more than an
-    exec, so the native delegates run here only when no binary is found or
-    the type is listed in `nativeTypes` (DESIGN.md "Standalone").
+    In a short-lived process the Python delegates' imports cost more than an
+    exec, so they run here only when no binary is found or the type is listed
+    in `nativeTypes` (DESIGN.md "Standalone"). `execTypes` and types without
+    a native plugin are `NativeExecutor`'s own rule: always exec'd.
     """
 
     def __init__(
@@ -76,21 +77,17 @@ class StandaloneExecutor:
         binary: Executor | None = None,
     ) -> None:
         self.binary = binary or invoke.BinaryExecutor()
-        self.native = invoke.NativeExecutor(fallback=self.binary)
-        self.exec_types = exec_types
+        self.native = invoke.NativeExecutor(fallback=self.binary, exec_types=exec_types)
         self.native_types = native_types
 
     def __call__(
         self, command: str, plugin_type: str, stdin: bytes, runtime: Runtime
     ) -> dict[str, Any] | None:
-        from jaring.cni import registry
-
-        native = registry.has_native(plugin_type) and plugin_type not in self.exec_types
-        if native and plugin_type not in self.native_types:
-            native = not any(os.access(os.path.join(d, plugin_type), os.X_OK) for d in runtime.path)
-        if native:
-            return self.native(command, plugin_type, stdin, runtime)
-        return self.binary(command, plugin_type, stdin, runtime)
+        if plugin_type not in self.native_types and any(
+            os.access(os.path.join(d, plugin_type), os.X_OK) for d in runtime.path
+        ):
+            return self.binary(command, plugin_type, stdin, runtime)
+        return self.native(command, plugin_type, stdin, runtime)
 
 
 @dataclass
