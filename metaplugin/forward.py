@@ -15,9 +15,14 @@ overloaded is given up on before it could have started the operation.
 
 from __future__ import annotations
 
-import json
-import socket
-from collections.abc import Callable, Mapping
+import _socket  # not `socket`: its enums cost the forwarded path milliseconds
+
+# The forwarded path is the binary's whole life when the daemon runs: nothing it
+# does not need is imported (`typing`, `collections.abc`, `json` load lazily or
+# for the type checker only). tests/unit/test_forward_binary_* holds it to that.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
 READY = b"jaring/1\n"
 DEFAULT_SOCKET = "/run/jaring/jaring.sock"  # = config.DEFAULT_SOCKET, without importing it
@@ -36,12 +41,55 @@ CONNECT_TIMEOUT = 0.5
 READY_TIMEOUT = 1.0
 ANSWER_TIMEOUT = 300.0
 MAX_FRAME = 16 << 20  # a CNI config or result is kilobytes; refuse absurd frames
+_SPACE = " \t\n\r"  # JSON's whitespace
+_CODE_HEAD = b'{"code":'
+
+
+class _Scanner:
+    """The settings `json.JSONDecoder()` hands its C scanner, as a scanner context."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {
+        "NaN": float("nan"),
+        "Infinity": float("inf"),
+        "-Infinity": float("-inf"),
+    }.__getitem__
+
+
+def loads(data: bytes) -> object:
+    """`json.loads(data)` without importing `json` (and `re`) when it can.
+
+    A UTF-8 text goes through the C scanner `json` itself uses, with
+    `json.loads`'s defaults; whatever that path does not take (another
+    encoding, a BOM, any error) is handed to `json.loads`, so the answer and
+    the error are always `json.loads`'s own.
+    """
+    try:
+        import _json
+
+        text = data.decode()
+        start = len(text) - len(text.lstrip(_SPACE))
+        # typeshed names the context type after the scanner; any object with
+        # JSONDecoder's attributes is what the C code reads.
+        scanner = _json.make_scanner(_Scanner)  # type: ignore[arg-type]
+        doc, end = scanner(text, start)
+        if not text[end:].strip(_SPACE):
+            return doc
+    except Exception:  # anything odd: json.loads decides (and explains)
+        pass
+    import json
+
+    return json.loads(data)
 
 
 def socket_for(stdin: bytes) -> str:
     """The daemon socket the config names (`daemonSocket`); "" disables forwarding."""
     try:
-        doc = json.loads(stdin)
+        doc = loads(stdin)
     except ValueError:
         return ""  # standalone prints the decode error
     if not isinstance(doc, dict):
@@ -52,17 +100,32 @@ def socket_for(stdin: bytes) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _quote(text: str) -> str:
+    """`text` as a JSON string; plain printable ASCII (every CNI_* value in practice)
+    without loading `json`."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return '"' + text + '"'
+    import json
+
+    return json.dumps(text)
+
+
 def encode_request(environ: Mapping[str, str], stdin: bytes) -> bytes:
-    env = {key: environ[key] for key in FORWARDED_ENV if key in environ}
-    return json.dumps({"env": env}, separators=(",", ":")).encode() + b"\n" + stdin
+    """The request frame: `{"env": {...}}` (compact JSON), a newline, the config bytes."""
+    fields = ",".join(
+        _quote(key) + ":" + _quote(environ[key]) for key in FORWARDED_ENV if key in environ
+    )
+    return ('{"env":{' + fields + "}}\n").encode() + stdin
 
 
 def encode_answer(code: int, stdout: bytes) -> bytes:
-    return json.dumps({"code": code}, separators=(",", ":")).encode() + b"\n" + stdout
+    return _CODE_HEAD + str(int(code)).encode() + b"}\n" + stdout
 
 
 def split_frame(data: bytes) -> tuple[dict[str, object], bytes]:
     """A JSON header line and the payload after it; ValueError if malformed."""
+    import json
+
     head, sep, body = data.partition(b"\n")
     if not sep:
         raise ValueError("no header line")
@@ -72,7 +135,25 @@ def split_frame(data: bytes) -> tuple[dict[str, object], bytes]:
     return doc, body
 
 
-def read_all(sock: socket.socket, *, limit: int = MAX_FRAME) -> bytes:
+def answer_code(data: bytes) -> tuple[int, bytes]:
+    """The daemon's answer frame: (exit code, stdout); ValueError if malformed.
+
+    The header `encode_answer` writes is read without `json`; any other
+    spelling of the same JSON object is parsed in full.
+    """
+    head, sep, body = data.partition(b"\n")
+    if sep and head.startswith(_CODE_HEAD) and head.endswith(b"}"):
+        digits = head[len(_CODE_HEAD) : -1]
+        if digits.isdigit() or (digits[:1] == b"-" and digits[1:].isdigit()):
+            return int(digits), body
+    header, body = split_frame(data)
+    code = header.get("code")
+    if not isinstance(code, int) or isinstance(code, bool):
+        raise ValueError(f"bad exit code {code!r}")
+    return code, body
+
+
+def read_all(sock: _socket.socket, *, limit: int = MAX_FRAME) -> bytes:
     """Read until EOF; ValueError beyond `limit` bytes."""
     chunks: list[bytes] = []
     size = 0
@@ -87,11 +168,15 @@ def read_all(sock: socket.socket, *, limit: int = MAX_FRAME) -> bytes:
 
 
 def _error(cni_version: str, code: int, msg: str, details: str) -> bytes:
+    import json
+
     doc = {"cniVersion": cni_version, "code": code, "msg": msg, "details": details}
     return json.dumps(doc, separators=(",", ":")).encode() + b"\n"
 
 
 def _version_of(stdin: bytes) -> str:
+    import json
+
     try:
         doc = json.loads(stdin)
     except ValueError:
@@ -120,7 +205,7 @@ def forward(
     the forwarded path stays as small as the interpreter allows).
     """
     command = environ.get("CNI_COMMAND", "")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         try:
             sock.settimeout(connect_timeout)
@@ -141,11 +226,8 @@ def forward(
         try:
             sock.settimeout(answer_timeout)
             sock.sendall(encode_request(environ, stdin))
-            sock.shutdown(socket.SHUT_WR)
-            header, stdout = split_frame(read_all(sock))
-            code = header.get("code")
-            if not isinstance(code, int) or isinstance(code, bool):
-                raise ValueError(f"bad exit code {code!r}")
+            sock.shutdown(_socket.SHUT_WR)
+            code, stdout = answer_code(read_all(sock))
         except (OSError, ValueError) as exc:
             if command in REPEATABLE:
                 note(f"daemon {path} failed during {command} ({exc}): running standalone")

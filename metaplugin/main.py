@@ -8,19 +8,19 @@ Standard library and `jaring` only: its imports are budgeted by a test.
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-from collections.abc import Callable, Mapping
 
-# `typing` costs the forwarded path milliseconds and is needed by the type checker only.
+# `typing`, `collections.abc` and `json` cost the forwarded path milliseconds: the
+# type checker alone sees the first two, the standalone path loads `json`.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
     from typing import Any, NoReturn
 
 
 def setup_logging(stdin: bytes) -> None:
     """Log where the config says; errors to stderr when it says nothing."""
+    import json
     import logging  # not on the forwarded path: the daemon logs for it
 
     levels = {
@@ -52,9 +52,23 @@ def setup_logging(stdin: bytes) -> None:
         root.addHandler(handler)
 
 
+def cni_environ() -> dict[str, str]:
+    """The CNI_* variables, decoded as `os.environ` decodes them (`os` is a
+    millisecond the forwarded path does without)."""
+    from posix import environ
+
+    encoding = sys.getfilesystemencoding()
+    return {
+        key.decode(encoding, "surrogateescape"): value.decode(encoding, "surrogateescape")
+        for key, value in environ.items()
+        if key.startswith(b"CNI_")
+    }
+
+
 def main() -> NoReturn:
     stdin = sys.stdin.buffer.read()
-    command = os.environ.get("CNI_COMMAND", "")
+    environ = cni_environ()
+    command = environ.get("CNI_COMMAND", "")
     why_standalone: list[str] = []
     if command and command != "VERSION":  # VERSION is answered here, never forwarded
         from .forward import forward, socket_for
@@ -62,11 +76,13 @@ def main() -> NoReturn:
         path = socket_for(stdin)
         answer = None
         if path:
-            answer = forward(path, environ=os.environ, stdin=stdin, note=why_standalone.append)
+            answer = forward(path, environ=environ, stdin=stdin, note=why_standalone.append)
         if answer is not None:
             sys.stdout.buffer.write(answer[1])
             sys.stdout.flush()
             raise SystemExit(answer[0])
+    import os
+
     setup_logging(stdin)
     if why_standalone:
         import logging
@@ -93,6 +109,8 @@ def post_after_answer(job: Callable[[], None]) -> None:
     The runtime waits for our exit and for EOF on stdout/stderr; the child
     closes both first, so Events (best effort by nature) cost the pod nothing.
     """
+    import os
+
     try:
         pid = os.fork()
     except OSError:

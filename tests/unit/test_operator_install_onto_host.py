@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -139,9 +140,19 @@ def test_tree_and_shim_are_installed_once_and_kept(host: install.Paths, source: 
     shim = install.install_shim(Path("/opt/jaring/1.2.3"), host)
     assert shim == host.cni_bin_dir / "jaring"
     assert stat.S_IMODE(shim.stat().st_mode) == 0o755
-    assert shim.read_text() == (
-        '#!/bin/sh\nexec "/opt/jaring/1.2.3/bin/python3" -m jaring.metaplugin.main "$@"\n'
-    )
+    lines = shim.read_text().splitlines()
+    assert lines[0] == "#!/opt/jaring/1.2.3/bin/python3 -IS"  # one argument: the kernel's rule
+    site = f"/opt/jaring/1.2.3/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"
+    assert f"sys.path.append({site!r})" in lines
+    assert lines[-2:] == ["from jaring.metaplugin.main import main", "main()"]
+
+
+def test_a_tree_path_a_shebang_cannot_hold_is_refused(host: install.Paths) -> None:
+    with pytest.raises(install.InstallError, match="spaces"):
+        install.install_shim(Path("/opt/my jaring/1.0"), host)
+    with pytest.raises(install.InstallError, match="long"):
+        install.install_shim(Path("/opt/" + "j" * 300), host)
+    assert not (host.cni_bin_dir / "jaring").exists()
 
 
 def test_an_incomplete_tree_from_a_crash_is_replaced(host: install.Paths, source: Path) -> None:
