@@ -33,9 +33,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kapi import ApiServer
+from userinstall import UserInstall, dev_install, user_install
 
 CNI_PATH = os.environ.get("JARING_BENCH_CNI_PATH", "/usr/lib/cni")
-BIN = Path(sys.executable).parent
 NODE = "bench-node"
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 VARIANTS = ("direct", "standalone", "daemon")
@@ -82,6 +82,7 @@ class Bench:
     tmp: Path
     api: ApiServer | None
     tag: str
+    installed: UserInstall = field(default_factory=dev_install)
     cluster: dict[str, Any] = field(init=False)
     data: dict[str, Any] = field(init=False)
     pods: list[Pod] = field(default_factory=list)
@@ -168,14 +169,20 @@ class Bench:
                 f"K8S_POD_UID={pod.uid};K8S_POD_INFRA_CONTAINER_ID={pod.cid}"
             )
             exec_cni(
-                str(BIN / "jaring"), command, self.meta(variant == "daemon"),
+                str(self.installed.jaring), command, self.meta(variant == "daemon"),
                 netns=pod.netns, ifname="eth0", cid=pod.cid, args=args,
             )  # fmt: skip
         return (time.perf_counter() - start) * 1000
 
     # the daemon
     def start_daemon(self, *, log: Path) -> None:
-        argv = [str(BIN / "jaring-node"), "--socket", str(self.socket), "--http", "127.0.0.1:0"]
+        argv = [
+            str(self.installed.bin / "jaring-node"),
+            "--socket",
+            str(self.socket),
+            "--http",
+            "127.0.0.1:0",
+        ]
         argv += ["--kubeconfig", str(self.kubeconfig), "--node-name", NODE]
         with log.open("wb") as out:
             self.daemon = subprocess.Popen(argv, stderr=out, stdout=out, start_new_session=True)
@@ -325,11 +332,11 @@ def api_requests(bench: Bench, api: ApiServer, n: int = 20) -> list[str]:
     ]
 
 
-def memory_at_scale(tmp: Path, nads: int, pods: int) -> list[str]:
+def memory_at_scale(tmp: Path, installed: UserInstall, nads: int, pods: int) -> list[str]:
     """The daemon's RSS with `nads` NADs and `pods` pods of its node, on a fresh API."""
     tmp.mkdir()
     with ApiServer() as api:
-        bench = Bench(tmp, api, uuid.uuid4().hex[:5])
+        bench = Bench(tmp, api, uuid.uuid4().hex[:5], installed)
         api.kubeconfig(bench.kubeconfig)
         data = dict(bench.data)
 
@@ -379,6 +386,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="rounds of 8 concurrent pods")
     parser.add_argument("--nads", type=int, default=1000, help="NADs for the memory check")
     parser.add_argument("--node-pods", type=int, default=200, help="pods for the memory check")
+    parser.add_argument(
+        "--dev-venv", action="store_true", help="measure the venv's scripts, not a plain install"
+    )
     opts = parser.parse_args()
     if os.geteuid() != 0:
         print("bench_daemon: needs root (network namespaces)", file=sys.stderr)
@@ -397,7 +407,8 @@ def main() -> int:
         "8-concurrent": lambda b, v: concurrent(b, v, opts.rounds, samples),
     }
     try:
-        bench = Bench(tmp, None, tag)
+        installed = None if opts.dev_venv else user_install(tmp)
+        bench = Bench(tmp, None, tag, installed or dev_install())
         inside: dict[str, list[float]] = {"ADD": [], "DEL": []}
         try:
             bench.setup(pods)
@@ -426,7 +437,7 @@ def main() -> int:
                 bench.stop_daemon()
         finally:
             bench.cleanup()
-        extra += memory_at_scale(tmp / "scale", opts.nads, opts.node_pods)
+        extra += memory_at_scale(tmp / "scale", bench.installed, opts.nads, opts.node_pods)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(
@@ -434,6 +445,7 @@ def main() -> int:
         f"back-to-back {opts.b2b}, 8-concurrent x{opts.rounds}; medians per pod operation; "
         f"interpreter {os.path.realpath(sys.executable)}"
     )
+    print(f"jaring binary: {bench.installed.jaring}")
     report(samples, extra)
     return 0
 

@@ -3,7 +3,8 @@
 Workload (issue 2): a pod netns with the cluster network (reference `bridge`,
 host-local IPAM) as eth0 and one `macvlan` attachment (host-local) over a
 veth end. (a) execs the two reference plugins directly, as a runtime would
-with no meta-plugin; (b) execs the installed `jaring` standalone, which reads
+with no meta-plugin; (b) execs the installed `jaring` standalone (the shim jaring-install writes,
+over a plain install of this checkout), which reads
 the pod and NAD from kmock and delegates to the same binaries. Prints medians,
 the ratio and jaring's overhead per ADD/DEL. Root; cleans up after itself.
 """
@@ -26,6 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kapi import ApiServer
+from userinstall import dev_install, user_install
 
 CNI_PATH = os.environ.get("JARING_BENCH_CNI_PATH", "/usr/lib/cni")
 JARING = Path(os.environ.get("JARING_BENCH_BINARY") or Path(sys.executable).parent / "jaring")
@@ -87,38 +89,6 @@ def sequence(
     return (time.perf_counter() - start) * 1000, (_children_cpu() - cpu) * 1000
 
 
-def user_install(tmp: Path) -> Path | None:
-    """A plain (non-editable) install of this checkout, as a user's node has.
-
-    The development venv's editable finder costs every start a few ms that
-    no user pays. None when the install cannot be made (then the venv's).
-    """
-    venv = tmp / "user-venv"
-    # A copy, so setuptools' in-tree build/ never lands in the checkout.
-    root = tmp / "src"
-    shutil.copytree(
-        Path(__file__).resolve().parents[1],
-        root,
-        ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__"),
-    )
-    steps = [
-        [sys.executable, "-m", "venv", str(venv)],
-        [str(venv / "bin" / "pip"), "install", "-q", "setuptools>=69"],
-        [
-            str(venv / "bin" / "pip"),
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            str(root),
-        ],
-    ]
-    for step in steps:
-        if subprocess.run(step, capture_output=True, check=False).returncode != 0:
-            return None
-    return venv / "bin" / "jaring"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=30, help="iterations per variant")
@@ -134,7 +104,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="jaring-bench-"))
     jaring_binary = JARING
     if not opts.dev_venv and "JARING_BENCH_BINARY" not in os.environ:
-        jaring_binary = user_install(tmp) or JARING
+        jaring_binary = (user_install(tmp) or dev_install()).jaring
     cluster = {
         "cniVersion": "1.0.0",
         "name": f"bench-cluster-{tag}",
