@@ -8,7 +8,6 @@ on every call (LESSONS #7, #9). Called by `sources.ApiSource`.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import contextlib
 import json
@@ -153,7 +152,8 @@ def _from_document(doc: Mapping[str, Any], *, path: str) -> KubeConfig:
     def b64(section: Mapping[str, Any], key: str, sect: str) -> bytes:
         value = text(section, key, sect)
         try:
-            return base64.b64decode(value, validate=True) if value else b""
+            # = base64.b64decode(value, validate=True), without importing base64 (~1 ms)
+            return binascii.a2b_base64(value.encode("ascii"), strict_mode=True) if value else b""
         except (binascii.Error, ValueError):
             raise bad(f"{sect}.{key}", "is not valid base64") from None
 

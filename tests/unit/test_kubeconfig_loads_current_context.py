@@ -136,6 +136,10 @@ def test_insecure_skip_tls_verify(tmp_path: Path) -> None:
         (kubeconfig({}), "clusters[c1].cluster.server"),
         (kubeconfig({"server": "ftp://h"}), "clusters[c1].cluster.server"),
         (kubeconfig({"server": "https://h:1", "certificate-authority-data": "!!"}), "-data"),
+        (
+            kubeconfig({"server": "https://h:1", "certificate-authority-data": "Zm9v\u00e9"}),
+            "-data",
+        ),
         (kubeconfig({"server": "https://h:1", "insecure-skip-tls-verify": "yes"}), "insecure"),
         (kubeconfig({"server": "https://h:1"}, {"token": 5}), "users[u1].user.token"),
         (kubeconfig({"server": "https://h:1"}, {"client-certificate": "c"}), "users[u1].user"),
