@@ -289,6 +289,32 @@ class KubeClient:
                 return None
             raise
 
+    # for callers that speak HTTP themselves (the node daemon's watch streams)
+    def connect(self) -> socket.socket:
+        """A new connection to the API server, verified as every call is
+        (CA, client certificate, `tls-server-name`), the kubeconfig re-read
+        first when it changed. The caller owns and closes it."""
+        self._reload_config()
+        https = urlsplit(self.config.server).scheme == "https"
+        return self._open(self._ssl_context() if https else None)
+
+    def headers(self) -> dict[str, str]:
+        """Request headers of one call: Host, User-Agent, Accept and the
+        bearer token as it is on disk now."""
+        headers = {
+            "Host": urlsplit(self.config.server).netloc.rpartition("@")[2],
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+        }
+        token = self._token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
+
+    def target(self, path: str) -> str:
+        """The request target of an API path (the server URL may carry a prefix)."""
+        return (urlsplit(self.config.server).path.rstrip("/") + path) or "/"
+
     def close(self) -> None:
         """Close the kept connection (the next call opens a new one)."""
         if self._conn is not None:
@@ -364,17 +390,10 @@ class KubeClient:
 
     def _request(self, method: str, path: str, data: bytes | None, content_type: str) -> _Response:
         parts = urlsplit(self.config.server)
-        headers = {
-            "Host": parts.netloc.rpartition("@")[2],
-            "User-Agent": USER_AGENT,
-            "Accept": "application/json",
-        }
+        headers = self.headers()
         if content_type:
             headers["Content-Type"] = content_type
-        token = self._token()
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        target = (parts.path.rstrip("/") + path) or "/"
+        target = self.target(path)
         # A kept connection may have been closed by the server meanwhile:
         # one fresh reconnect for that is not an attempt.
         for fresh in (False, True):
@@ -419,6 +438,11 @@ class KubeClient:
             self.close()
         if self._conn is not None:
             return self._conn, True
+        self._conn, self._conn_key = _Connection(self._open(context)), key
+        return self._conn, False
+
+    def _open(self, context: ssl.SSLContext | None) -> socket.socket:
+        parts = urlsplit(self.config.server)
         host = parts.hostname or ""
         sock = socket.create_connection(
             (host, parts.port or (443 if context else 80)), timeout=self.timeout
@@ -431,8 +455,7 @@ class KubeClient:
         except BaseException:
             sock.close()
             raise
-        self._conn, self._conn_key = _Connection(sock), key
-        return self._conn, False
+        return sock
 
     # credentials, from disk on every call
     def _reload_config(self) -> None:

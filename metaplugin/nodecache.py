@@ -254,27 +254,16 @@ class Reflector(Generic[T]):
     def _stream(self, path: str) -> Iterator[dict[str, Any]]:
         """The events of one watch request, until the server ends it."""
         client = self.client
-        # KubeClient has no streaming call: a connection of our own, with its
-        # credentials (token and TLS material re-read per watch, LESSONS #7).
+        # KubeClient has no streaming call: a connection of our own, opened and
+        # verified by the client (kubeconfig, token and TLS material re-read
+        # per watch, LESSONS #7; tls-server-name honoured).
         parts = urlsplit(client.config.server)
-        conn: http.client.HTTPConnection
-        if parts.scheme == "https":
-            conn = http.client.HTTPSConnection(
-                parts.hostname or "",
-                parts.port or 443,
-                timeout=CONNECT_TIMEOUT,
-                context=client._ssl_context(),
-            )
-        else:
-            conn = http.client.HTTPConnection(
-                parts.hostname or "", parts.port or 80, timeout=CONNECT_TIMEOUT
-            )
-        headers = {"Accept": "application/json", "User-Agent": "jaring-node"}
-        token = client._token()
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        conn = http.client.HTTPConnection(parts.hostname or "", timeout=CONNECT_TIMEOUT)
+        conn.sock = client.connect()  # http.client sends on a socket it is given
+        headers = client.headers()
+        headers["User-Agent"] = "jaring-node"
         try:
-            conn.request("GET", parts.path.rstrip("/") + path, headers=headers)
+            conn.request("GET", client.target(path), headers=headers)
             if conn.sock is not None:
                 conn.sock.settimeout(WATCH_SECONDS + READ_SLACK)
                 self._sock = conn.sock

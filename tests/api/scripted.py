@@ -198,11 +198,19 @@ class Pki:
         pki.issue("127.0.0.1", server=True, cert=pki.server_cert, key=pki.server_key)
         return pki
 
-    def issue(self, cn: str, *, server: bool = False, cert: Path, key: Path) -> None:
+    def issue(
+        self,
+        cn: str,
+        *,
+        server: bool = False,
+        cert: Path,
+        key: Path,
+        names: str = "IP:127.0.0.1,DNS:localhost",
+    ) -> None:
         csr = self.dir / f"{cn}.csr"
         ext = self.dir / f"{cn}.ext"
         ext.write_text(
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+            f"subjectAltName={names}\nextendedKeyUsage=serverAuth\n"
             if server
             else "extendedKeyUsage=clientAuth\n"
         )
@@ -215,9 +223,14 @@ class Pki:
             "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext,
         )  # fmt: skip
 
-    def server_context(self, *, client_certs: bool = False) -> ssl.SSLContext:
+    def server_context(self, *, client_certs: bool = False, name: str = "") -> ssl.SSLContext:
+        """The server's TLS; with `name`, a certificate for that DNS name only."""
+        cert, key = self.server_cert, self.server_key
+        if name:
+            cert, key = self.dir / f"{name}.crt", self.dir / f"{name}.key"
+            self.issue(name, server=True, cert=cert, key=key, names=f"DNS:{name}")
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.server_cert, self.server_key)
+        context.load_cert_chain(cert, key)
         if client_certs:
             context.verify_mode = ssl.CERT_OPTIONAL
             context.load_verify_locations(self.ca)
