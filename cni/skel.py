@@ -9,16 +9,16 @@ in the config's cniVersion, or the spec's error (SPEC.md "Section 3").
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from collections.abc import Mapping
 from typing import NoReturn
 
 from . import version as versions
 from .errors import CniError, Code
+from .logs import get_logger
 from .plugin import COMMANDS, Plugin, Request, decode_config, parse_cni_args
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Which variables each command needs (libcni skel, SPEC.md "Parameters").
 REQUIRED: Mapping[str, tuple[str, ...]] = {

@@ -11,7 +11,6 @@ from __future__ import annotations
 import binascii
 import contextlib
 import json
-import logging
 import os
 import socket
 import time
@@ -21,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from jaring.cni.errors import CniError, Code
+from jaring.cni.logs import get_logger
 
 if TYPE_CHECKING:  # ssl loads on the first https request (~8 ms), http.client never (~16 ms)
     import ssl
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 USER_AGENT = "jaring/0.1"
 MAX_BACKOFF = 1.0

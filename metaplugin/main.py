@@ -19,33 +19,45 @@ if TYPE_CHECKING:
 
 
 def setup_logging(stdin: bytes) -> None:
-    """Log where the config says; errors to stderr when it says nothing."""
+    """Log where the config says; errors to stderr when it says nothing.
+
+    `logging` is loaded and its handlers made only when a record reaches
+    the configured level (`jaring.cni.logs`): a good call at the default
+    level loads none of it."""
     import json
-    import logging  # not on the forwarded path: the daemon logs for it
+
+    from jaring.cni import logs
 
     levels = {
-        "debug": logging.DEBUG,
-        "verbose": logging.INFO,
-        "error": logging.ERROR,
-        "panic": logging.CRITICAL,
+        "debug": logs.DEBUG,
+        "verbose": logs.INFO,
+        "error": logs.ERROR,
+        "panic": logs.CRITICAL,
     }
     try:
         doc = json.loads(stdin)
     except ValueError:
         doc = None
     conf: Mapping[str, Any] = doc if isinstance(doc, dict) else {}
-    level = levels.get(str(conf.get("logLevel") or "error").lower(), logging.ERROR)
+    level = levels.get(str(conf.get("logLevel") or "error").lower(), logs.ERROR)
+    log_file = conf.get("logFile")
+    to_stderr = conf.get("logToStderr") is True
+    logs.defer(level, lambda: _handlers(level, log_file, to_stderr=to_stderr))
+
+
+def _handlers(level: int, log_file: object, *, to_stderr: bool) -> None:
+    import logging
+
     root = logging.getLogger()
     root.setLevel(level)
     fmt = logging.Formatter("%(asctime)s jaring[%(process)d] %(levelname)s %(name)s: %(message)s")
     handlers: list[logging.Handler] = []
-    log_file = conf.get("logFile")
     if isinstance(log_file, str) and log_file:
         try:
             handlers.append(logging.FileHandler(log_file))
         except OSError as exc:
             print(f"jaring: cannot open logFile {log_file}: {exc}", file=sys.stderr)
-    if conf.get("logToStderr") is True or not handlers:
+    if to_stderr or not handlers:
         handlers.append(logging.StreamHandler(sys.stderr))
     for handler in handlers:
         handler.setFormatter(fmt)
@@ -85,9 +97,9 @@ def main() -> NoReturn:
 
     setup_logging(stdin)
     if why_standalone:
-        import logging
+        from jaring.cni.logs import get_logger
 
-        logging.getLogger("jaring.metaplugin.forward").info("%s", why_standalone[0])
+        get_logger("jaring.metaplugin.forward").info("%s", why_standalone[0])
     from jaring.cni import skel
 
     from .meta import Environment, MetaPlugin

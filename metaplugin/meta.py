@@ -10,7 +10,6 @@ its networks"; SPECS.md NPWG runtime rules; LESSONS #1, #2, #13, #16).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -23,6 +22,7 @@ from jaring.cni import invoke, version
 from jaring.cni.errors import CniError, Code
 from jaring.cni.ids import ContainerID, IfName, NadName, Namespace, PodName, PodUID
 from jaring.cni.invoke import Executor, Runtime
+from jaring.cni.logs import get_logger
 from jaring.cni.netconf import NetworkConfig
 from jaring.cni.plugin import Request
 from jaring.cni.types import Result, Route
@@ -35,7 +35,7 @@ from .podroutes import LinkProbe, NsenterLinkProbe, NsenterRouteEditor, RouteEdi
 from .sources import NadInfo, PodInfo, Source
 from .statecache import CachedAttachment, CacheEntry, StateCache
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 VALID_ATTACHMENTS_KEYS = ("cni.dev/valid-attachments", "cni.dev/attachments")
 

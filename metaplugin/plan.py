@@ -8,7 +8,6 @@ the ADD with nothing to roll back (NPWG "any setup failure fails the ADD").
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from jaring.cni import selection
 from jaring.cni.errors import CniError, Code
 from jaring.cni.ids import IfName, NadName, Namespace
+from jaring.cni.logs import get_logger
 from jaring.cni.netconf import NetworkConfig
 from jaring.cni.selection import NETWORKS_ANNOTATION, Attachment, NetworkRef
 
@@ -23,7 +23,7 @@ from . import devices, networks, runtimeconf
 from .config import MetaConfig
 from .sources import NadInfo, PodInfo
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status"
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import re
 import time
@@ -21,11 +20,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from jaring.cni.errors import CniError, Code
 from jaring.cni.ids import NadName, Namespace, PodName, PodUID
+from jaring.cni.logs import get_logger
 
 if TYPE_CHECKING:  # the binary imports kubeclient only when it talks to an API
     from .kubeclient import KubeClient
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 NAD_API_VERSION = "k8s.cni.cncf.io/v1"
 NAD_KIND = "NetworkAttachmentDefinition"

@@ -9,7 +9,6 @@ is logged and skipped, never fatal to DEL. GC lists and prunes it.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 from collections.abc import Mapping
@@ -18,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from jaring.cni.ids import ContainerID, IfName, Namespace, PodName, PodUID
+from jaring.cni.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 FORMAT = 1
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
