@@ -105,7 +105,7 @@ def main() -> int:
     jaring_binary = JARING
     if not opts.dev_venv and "JARING_BENCH_BINARY" not in os.environ:
         jaring_binary = (user_install(tmp) or dev_install()).jaring
-    cluster = {
+    cluster: dict[str, Any] = {
         "cniVersion": "1.0.0",
         "name": f"bench-cluster-{tag}",
         "type": "bridge",
@@ -113,7 +113,7 @@ def main() -> int:
         "isGateway": True,
         "ipam": {"type": "host-local", "subnet": "10.231.0.0/16", "dataDir": str(tmp / "ipam")},
     }
-    data = {
+    data: dict[str, Any] = {
         "cniVersion": "1.0.0",
         "name": f"bench-data-{tag}",
         "type": "macvlan",
@@ -146,6 +146,7 @@ def main() -> int:
                     netns, cid = f"jb{tag}{variant[0]}{i}", uuid.uuid4().hex
                     ip("netns", "add", netns)
                     try:
+                        steps: list[tuple[str, dict[str, Any], str, str]]
                         if variant == "direct":
                             steps = [("bridge", cluster, "eth0", ""), ("macvlan", data, "net1", "")]
                         else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import threading
 import urllib.request
 from collections import Counter
@@ -17,6 +18,10 @@ from types import TracebackType
 from typing import Any
 
 import kmock
+
+# One lean kmock for tests and bench: tests/api/cluster.py.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.api.cluster import LeanEmulator  # after the path above
 
 
 class ApiServer:
@@ -27,7 +32,7 @@ class ApiServer:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
-        self._emulator: kmock.KubernetesEmulator | None = None
+        self._emulator: LeanEmulator | None = None
         self._thread = threading.Thread(target=self._serve, name="kmock", daemon=True)
 
     def __enter__(self) -> ApiServer:
@@ -50,7 +55,9 @@ class ApiServer:
 
     async def _main(self) -> None:
         self._stop = asyncio.Event()
-        async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator) as server:
+        # kmock itself slows with every request it has served (it keeps and
+        # scans them all): LeanEmulator keeps only those in flight.
+        async with LeanEmulator() as emulator, kmock.Server(emulator) as server:
             self._emulator = emulator
             self.url = str(server.url).rstrip("/")
             self._ready.set()
@@ -105,4 +112,4 @@ class ApiServer:
     def request_counts(self) -> Counter[str]:
         """Requests seen so far, by HTTP method."""
         assert self._emulator is not None
-        return Counter(str(req.method.value) for req in self._emulator)
+        return Counter(dict(self._emulator.served))  # dict(): one atomic copy

@@ -1,7 +1,7 @@
 """kmock with the two API-server duties Kopf relies on, for the operator's tests
 and `bench/bench_operator.py` (one copy for both): `generateName` (Kopf's Events)
-and `metadata.resourceVersion`/`generation` (Kopf's consistency checks), plus a
-history kept to in-flight requests (kmock routes by scanning it: quadratic)."""
+and `metadata.resourceVersion`/`generation` (Kopf's consistency checks), over
+`LeanEmulator` (a record kept to in-flight requests: kmock routes by scanning it)."""
 
 from __future__ import annotations
 
@@ -11,26 +11,16 @@ from typing import Any
 
 import kmock
 
+from ..api.cluster import LeanEmulator
 
-class Emulator(kmock.KubernetesEmulator):  # type: ignore[misc]  # kmock's attrs class
+
+class Emulator(LeanEmulator):
     """kmock plus the two API server duties Kopf relies on: `generateName` (Events) and
     `metadata.resourceVersion` (Kopf's consistency checks after its own patches)."""
 
     _versions = itertools.count(1)
-    _inflight: dict[int, Any] = {}  # noqa: RUF012  # one emulator per process at a time
 
     async def _handle(self, request: Any) -> Any:
-        # kmock keeps every request for assertions and routes each new one by scanning
-        # that history: quadratic. Nothing here asserts on history: keep only the requests
-        # still being served (routing looks for the current one in the history).
-        self._inflight[id(request)] = request
-        self._requests[:] = [r for r in self._requests if id(r) in self._inflight]
-        try:
-            return await self._handle_tracked(request)
-        finally:
-            self._inflight.pop(id(request), None)
-
-    async def _handle_tracked(self, request: Any) -> Any:
         if isinstance(request.data, dict) and request.resource is not None:
             meta = request.data.setdefault("metadata", {})
             if request.action == kmock.action.CREATE:
