@@ -121,8 +121,9 @@ class Bench:
             "cniDir": str(self.tmp / "cache"),
             "daemonSocket": str(self.socket) if daemon else "",
             # kmock answers slower with every object version it stores (each
-            # status PATCH and Event adds one): timed runs post no Events and
-            # each gets a fresh kmock. Events are counted in their own run.
+            # status PATCH and Event adds one; its request record is kept lean
+            # by kapi): timed runs post no Events and each gets a fresh kmock.
+            # Events are counted in their own run.
             "events": self.events,
             "delegates": [self.cluster],
         }
