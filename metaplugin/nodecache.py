@@ -47,7 +47,6 @@ WATCH_SECONDS = 300  # server-side watch timeout; the stream is then resumed
 READ_SLACK = 30.0  # a watch read gives up this long after the server should have spoken
 MAX_BACKOFF = 10.0
 QUICK_END = 1.0
-CONNECT_TIMEOUT = 10.0
 
 T = TypeVar("T")
 Key = tuple[str, str]
@@ -257,12 +256,11 @@ class Reflector(Generic[T]):
         # KubeClient has no streaming call: a connection of our own, opened and
         # verified by the client (kubeconfig, token and TLS material re-read
         # per watch, LESSONS #7; tls-server-name honoured).
-        parts = urlsplit(client.config.server)
-        conn = http.client.HTTPConnection(parts.hostname or "", timeout=CONNECT_TIMEOUT)
-        conn.sock = client.connect()  # http.client sends on a socket it is given
         headers = client.headers()
         headers["User-Agent"] = "jaring-node"
+        conn = http.client.HTTPConnection(urlsplit(client.config.server).hostname or "")
         try:
+            conn.sock = client.connect()  # http.client sends on a socket it is given
             conn.request("GET", client.target(path), headers=headers)
             if conn.sock is not None:
                 conn.sock.settimeout(WATCH_SECONDS + READ_SLACK)

@@ -35,10 +35,9 @@ def test_a_failed_add_is_logged_there_and_stdout_holds_only_the_error(
     tmp_path: Path, where: str
 ) -> None:
     log_file = tmp_path / "jaring.log"
-    conf: dict[str, Any] = {"logFile": str(log_file)} if where == "logFile" else {}
-    if where == "logToStderr":
-        conf["logToStderr"] = True
-    code, out, records, _ = _add(tmp_path, "nosuch", **conf)
+    code, out, records, _ = _add(
+        tmp_path, "nosuch", **{where: str(log_file) if where == "logFile" else True}
+    )
     assert code != 0
     error = json.loads(out)  # exactly one JSON document, no log line in it
     assert "nosuch" in error["msg"] + error.get("details", "")
@@ -47,6 +46,21 @@ def test_a_failed_add_is_logged_there_and_stdout_holds_only_the_error(
     assert "nosuch" in text
     if where == "logFile":
         assert records == ""  # the file, not stderr
+
+
+def test_debug_level_lets_info_records_through(tmp_path: Path) -> None:
+    # An absent daemon is noted at info level: `debug` logs it, the ADD succeeds.
+    log_file = tmp_path / "jaring.log"
+    missing = tmp_path / "no-daemon.sock"
+    code, out, records, modules = _add(
+        tmp_path, "data", logFile=str(log_file), logLevel="debug", daemonSocket=str(missing)
+    )
+    assert code == 0, out + records
+    assert json.loads(out)["ips"][0]["address"] == "10.1.0.5/24"
+    text = log_file.read_text()
+    assert " INFO jaring.metaplugin.forward: daemon " in text, text
+    assert f"{missing} unavailable" in text and "running standalone" in text
+    assert "logging" in modules
 
 
 def test_records_below_log_level_are_never_made(tmp_path: Path) -> None:
