@@ -91,8 +91,7 @@ def main() -> NoReturn:
             answer = forward(path, environ=environ, stdin=stdin, note=why_standalone.append)
         if answer is not None:
             sys.stdout.buffer.write(answer[1])
-            sys.stdout.flush()
-            raise SystemExit(answer[0])
+            leave(answer[0])
     import os
 
     setup_logging(stdin)
@@ -112,7 +111,28 @@ def main() -> NoReturn:
     sys.stdout.flush()
     if plugin.deferred:
         post_after_answer(plugin.run_deferred)
-    raise SystemExit(code)
+    leave(code)
+
+
+def leave(code: int) -> NoReturn:
+    """Exit with `code` once stdout, stderr and the log are flushed, skipping
+    the interpreter's teardown.
+
+    The runtime waits for our exit: unwinding every module and object the
+    standalone path loaded cost milliseconds per call, and nothing is left for
+    it to do (the cache and IPAM files are closed, sockets need no goodbye).
+    """
+    from posix import _exit
+
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        code = code or 1  # the answer did not reach the runtime: never claim success
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        logging.shutdown()
+    _exit(code)
 
 
 def post_after_answer(job: Callable[[], None]) -> None:
