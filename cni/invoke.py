@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from . import registry
@@ -21,12 +20,13 @@ from . import version as versions
 from .errors import CniError, Code
 from .netconf import NetworkConfig, check_type
 from .plugin import Plugin, Request, decode_config
+from .records import record, replace
 from .types import Result
 
 DEFAULT_TIMEOUT = 60.0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Runtime:
     """The per-attachment CNI parameters (everything but the config)."""
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from . import version as versions
 from .errors import CniError, Code
+from .records import record
 
 
 def check_type(plugin_type: object, where: str) -> str:
@@ -34,7 +34,7 @@ def check_type(plugin_type: object, where: str) -> str:
     return plugin_type
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class NetworkConfig:
     """One network: its name, version and plugin chain (a conf is a chain of one)."""
 

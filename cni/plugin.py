@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .errors import CniError, Code
+from .records import field, record
 from .types import Result
 
 COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "STATUS", "GC")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Request:
     """One CNI invocation: the env parameters plus the config on stdin."""
 

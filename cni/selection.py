@@ -13,11 +13,11 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import CniError, Code
 from .ids import IfName, NadName, Namespace
+from .records import field, record
 
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 DEFAULT_NETWORK_ANNOTATION = "v1.multus-cni.io/default-network"
@@ -41,7 +41,7 @@ _KNOWN_KEYS = frozenset(
 )
 
 
-@dataclass(frozen=True, order=True)
+@record(frozen=True, order=True)
 class NetworkRef:
     """A NetworkAttachmentDefinition by namespace and name."""
 
@@ -52,7 +52,7 @@ class NetworkRef:
         return f"{self.namespace}/{self.name}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Attachment:
     """One element of the selection annotation; mappings are kept but not hashed."""
 

@@ -10,11 +10,11 @@ mtu/advmss/priority/table/scope).
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import version as versions
 from .errors import CniError, Code
+from .records import field, record, replace
 
 
 def _str(doc: dict[str, Any], key: str, where: str) -> str:
@@ -70,7 +70,7 @@ def _ip(value: str, where: str) -> str:
     return value
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Interface:
     name: str
     mac: str = ""
@@ -110,7 +110,7 @@ class Interface:
         return out
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IPConfig:
     address: str  # CIDR, e.g. "10.1.0.5/24"
     gateway: str = ""
@@ -146,7 +146,7 @@ class IPConfig:
         return out
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Route:
     dst: str
     gw: str = ""
@@ -193,7 +193,7 @@ class Route:
         return out
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DNS:
     nameservers: tuple[str, ...] = ()
     domain: str = ""
@@ -235,7 +235,7 @@ class DNS:
         return out
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Result:
     """A plugin's ADD result, independent of the spec version it came in."""
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import ExitStack, suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from jaring.cni import version as versions
 from jaring.cni.errors import CniError, Code
 from jaring.cni.invoke import Executor
 from jaring.cni.plugin import Request
+from jaring.cni.records import replace
 from jaring.cni.types import DNS, Interface, Result
 
 from . import ipam as ipam_calls

@@ -12,12 +12,13 @@ import ipaddress
 import secrets
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from jaring.cni import version as versions
 from jaring.cni.errors import CniError, Code
 from jaring.cni.plugin import Request
+from jaring.cni.records import replace
 from jaring.cni.types import Interface, IPConfig, Result, Route
 
 from . import addrs, attach, links, masq, netns, spoofcheck

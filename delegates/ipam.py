@@ -11,12 +11,12 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from jaring.cni.errors import CniError, Code
 from jaring.cni.invoke import BinaryExecutor, Executor, Runtime
 from jaring.cni.plugin import Plugin, Request
+from jaring.cni.records import replace
 from jaring.cni.types import Result
 
 # IPAM types jaring implements itself; everything else is a binary on CNI_PATH.

@@ -14,13 +14,14 @@ import os
 import tempfile
 from collections.abc import Mapping
 from contextlib import ExitStack, suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 from jaring.cni import version as versions
 from jaring.cni.errors import CniError, Code
 from jaring.cni.plugin import Request
+from jaring.cni.records import replace
 from jaring.cni.types import Interface, Result
 
 from . import addrs, attach, links, netns

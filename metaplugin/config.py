@@ -8,11 +8,11 @@ jaring's own keys. Parsed once per call into a frozen `MetaConfig`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from jaring.cni import version as versions
 from jaring.cni.errors import CniError, Code
+from jaring.cni.records import record
 
 DEFAULT_CONF_DIR = "/etc/cni/jaring/net.d"
 DEFAULT_CACHE_DIR = "/var/lib/cni/jaring"
@@ -24,7 +24,7 @@ DEFAULT_CHECKPOINT = "/var/lib/kubelet/device-plugins/kubelet_internal_checkpoin
 LOG_LEVELS = ("debug", "verbose", "error", "panic")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MetaConfig:
     """What one call of the meta-plugin needs to know from its config."""
 

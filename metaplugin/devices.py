@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from jaring.cni.errors import CniError, Code
 from jaring.cni.netconf import NetworkConfig
+from jaring.cni.records import field, record
 
 RESOURCE_ANNOTATION = "k8s.v1.cni.cncf.io/resourceName"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PodDevices:
     """Device IDs per resource name for one pod, in the kubelet's order."""
 

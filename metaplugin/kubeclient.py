@@ -15,12 +15,12 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from jaring.cni.errors import CniError, Code
 from jaring.cni.logs import get_logger
+from jaring.cni.records import record
 
 if TYPE_CHECKING:  # ssl loads on the first https request (~8 ms), http.client never (~16 ms)
     import ssl
@@ -33,7 +33,7 @@ MAX_HEADER_LINE = 65536
 MAX_HEADERS = 200
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class KubeConfig:
     """The current context of a kubeconfig: where the API is and how to log in.
 
@@ -215,7 +215,7 @@ class KubeApiError(CniError):
         self.status = status
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Response:
     status: int
     body: bytes
@@ -527,7 +527,7 @@ class _ProtocolError(Exception):
     """An answer that is not HTTP/1.x as we know it."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _RawAnswer:
     status: int
     headers: Mapping[str, str]  # lower-case names

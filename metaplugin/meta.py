@@ -14,7 +14,6 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from jaring.cni.invoke import Executor, Runtime
 from jaring.cni.logs import get_logger
 from jaring.cni.netconf import NetworkConfig
 from jaring.cni.plugin import Request
+from jaring.cni.records import field, record, replace
 from jaring.cni.types import Result, Route
 
 from . import devices
@@ -90,7 +90,7 @@ class StandaloneExecutor:
         return self.native(command, plugin_type, stdin, runtime)
 
 
-@dataclass
+@record()
 class Environment:
     """The side effects the meta-plugin needs, with production defaults."""
 
@@ -106,7 +106,7 @@ class Environment:
     defer_events: bool = False
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PodIdentity:
     namespace: Namespace
     name: PodName

@@ -17,12 +17,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote, urlsplit
 
 from jaring.cni.errors import CniError
 from jaring.cni.ids import NadName, Namespace, PodName
+from jaring.cni.records import replace
 
 from .kubeclient import KubeClient
 from .sources import (

@@ -9,7 +9,6 @@ the ADD with nothing to roll back (NPWG "any setup failure fails the ADD").
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from jaring.cni import selection
@@ -17,6 +16,7 @@ from jaring.cni.errors import CniError, Code
 from jaring.cni.ids import IfName, NadName, Namespace
 from jaring.cni.logs import get_logger
 from jaring.cni.netconf import NetworkConfig
+from jaring.cni.records import record
 from jaring.cni.selection import NETWORKS_ANNOTATION, Attachment, NetworkRef
 
 from . import devices, networks, runtimeconf
@@ -30,7 +30,7 @@ STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status"
 NadLookup = Callable[[Namespace, NadName], "NadInfo | None"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Step:
     """One delegate call of a pod's ADD, in order."""
 

@@ -14,13 +14,13 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from jaring.cni.errors import CniError, Code
 from jaring.cni.ids import NadName, Namespace, PodName, PodUID
 from jaring.cni.logs import get_logger
+from jaring.cni.records import record
 
 if TYPE_CHECKING:  # the binary imports kubeclient only when it talks to an API
     from .kubeclient import KubeClient
@@ -36,7 +36,7 @@ EVENT_COMPONENT = "jaring"
 _NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PodInfo:
     namespace: Namespace
     name: PodName
@@ -45,7 +45,7 @@ class PodInfo:
     node_name: str = ""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class NadInfo:
     namespace: Namespace
     name: NadName
@@ -137,7 +137,7 @@ def nad_info(obj: object, *, origin: str, namespace: str = "default") -> NadInfo
     )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Meta:
     namespace: str
     name: str
@@ -309,7 +309,7 @@ _NAD_KEY = NAD_KIND
 _Key = tuple[str, str, str]  # (kind, namespace, name)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Parsed:
     stamp: tuple[int, int]  # (mtime_ns, size): reparse only when the file changed
     objects: tuple[Mapping[str, Any], ...]

@@ -12,12 +12,12 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from jaring.cni.ids import ContainerID, IfName, Namespace, PodName, PodUID
 from jaring.cni.logs import get_logger
+from jaring.cni.records import asdict, field, record, replace
 
 log = get_logger(__name__)
 
@@ -25,7 +25,7 @@ FORMAT = 1
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CachedAttachment:
     """One delegate attachment as it was (or is being) made."""
 
@@ -38,7 +38,7 @@ class CachedAttachment:
     device_info_file: str = ""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CacheEntry:
     container_id: ContainerID
     netns: str = ""
