@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from . import registry
+from . import registry, spawn
 from . import version as versions
 from .errors import CniError, Code
 from .netconf import NetworkConfig, check_type
@@ -89,15 +88,8 @@ class BinaryExecutor:
     ) -> dict[str, Any] | None:
         binary = find_plugin(plugin_type, runtime.path)
         try:
-            proc = subprocess.run(
-                [binary],
-                input=stdin,
-                env=_env(command, runtime),
-                capture_output=True,
-                timeout=self.timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
+            proc = spawn.run(binary, stdin=stdin, env=_env(command, runtime), timeout=self.timeout)
+        except spawn.TimedOutError:
             raise CniError(
                 Code.TRY_AGAIN_LATER,
                 f"plugin {plugin_type!r} timed out",

@@ -12,11 +12,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import subprocess
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from jaring.cni.errors import CniError, Code
+
+if TYPE_CHECKING:  # loaded by the calls that run `ip`: most pods never need them
+    import subprocess
 
 
 class RouteEditor(Protocol):
@@ -30,6 +32,8 @@ class NsenterRouteEditor:
         self.timeout = timeout
 
     def _ip(self, netns: str, *args: str) -> subprocess.CompletedProcess[str]:
+        import subprocess
+
         return subprocess.run(
             ["nsenter", f"--net={netns}", "ip", *args],
             capture_output=True,
@@ -69,6 +73,8 @@ class NsenterLinkProbe:
     def exists(self, *, netns: str, ifname: str) -> bool:
         if not netns or not os.path.exists(netns):
             return False  # the namespace is gone, and every link in it
+        import subprocess
+
         done = subprocess.run(
             ["nsenter", f"--net={netns}", "ip", "-j", "link", "show"],
             capture_output=True,

@@ -203,3 +203,16 @@ def test_binary_executor_turns_a_plugin_error_into_a_cni_error(tmp_path: Path) -
 def test_a_plugin_missing_from_cni_path_is_named(tmp_path: Path) -> None:
     with pytest.raises(CniError, match="nosuch"):
         invoke.BinaryExecutor()("ADD", "nosuch", b"{}", Runtime(path=(str(tmp_path),)))
+
+
+def test_a_plugin_past_its_timeout_is_killed_and_reported_as_try_again(tmp_path: Path) -> None:
+    _script(tmp_path, "sleeper", "exec sleep 30\n")
+    _script(tmp_path, "noexec", "")
+    (tmp_path / "noexec").write_bytes(b"\x7fELF not really")
+    rt = Runtime(path=(str(tmp_path),))
+    with pytest.raises(CniError) as info:
+        invoke.BinaryExecutor(timeout=0.3)("ADD", "sleeper", b"{}", rt)
+    assert info.value.code == Code.TRY_AGAIN_LATER and "timed out" in info.value.msg
+    with pytest.raises(CniError) as info:
+        invoke.BinaryExecutor()("ADD", "noexec", b"{}", rt)
+    assert info.value.code == Code.IO and "cannot execute" in info.value.msg
