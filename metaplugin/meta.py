@@ -13,8 +13,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from jaring.cni import invoke, version
@@ -43,6 +42,8 @@ VALID_ATTACHMENTS_KEYS = ("cni.dev/valid-attachments", "cni.dev/attachments")
 def _default_source(cfg: MetaConfig) -> Source | None:
     # Imported here: the binary only pays for the source it uses.
     if cfg.manifest_dir:
+        from pathlib import Path
+
         from .sources import LocalSource
 
         return LocalSource(Path(cfg.manifest_dir))
@@ -449,7 +450,8 @@ class MetaPlugin:
                     )
                     failed.append(f"{attachment.network} ({attachment.ifname}): {exc}")
             if attachment.device_info_file:
-                Path(attachment.device_info_file).unlink(missing_ok=True)
+                with suppress(FileNotFoundError):
+                    os.unlink(attachment.device_info_file)
         remaining = entry.without(done)
         if remaining.attachments:
             cache.save(remaining)

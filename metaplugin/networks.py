@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 from jaring.cni.errors import CniError, Code
 from jaring.cni.ids import NadName, Namespace
@@ -62,9 +61,9 @@ def find_on_disk(name: str, *, conf_dir: str) -> NetworkConfig | None:
                 continue
             if file_name.endswith(".conflist") != want_list:
                 continue
-            path = Path(conf_dir) / file_name
             try:
-                doc = json.loads(path.read_bytes())
+                with open(os.path.join(conf_dir, file_name), "rb") as fh:
+                    doc = json.loads(fh.read())
             except (OSError, ValueError):
                 continue
             if not isinstance(doc, dict) or doc.get("name") != name:
@@ -85,7 +84,8 @@ def cluster_network(
     """Resolve Multus's `clusterNetwork`: a file path, a NAD, or a conf by name."""
     if name.startswith("/"):
         try:
-            data = Path(name).read_bytes()
+            with open(name, "rb") as fh:
+                data = fh.read()
         except OSError as exc:
             raise CniError(
                 Code.INVALID_CONFIG, "cluster network config file unreadable", f"{name}: {exc}"

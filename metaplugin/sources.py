@@ -14,7 +14,6 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from jaring.cni.errors import CniError, Code
@@ -23,6 +22,8 @@ from jaring.cni.logs import get_logger
 from jaring.cni.records import record
 
 if TYPE_CHECKING:  # the binary imports kubeclient only when it talks to an API
+    from pathlib import Path  # and pathlib only for a manifest directory (LocalSource)
+
     from .kubeclient import KubeClient
 
 log = get_logger(__name__)
@@ -326,6 +327,8 @@ class LocalSource:
     """
 
     def __init__(self, root: Path, *, clock: Callable[[], float] = time.time) -> None:
+        from pathlib import Path
+
         self.root = Path(root)
         self.clock = clock
         self._parsed: dict[Path, _Parsed] = {}
@@ -457,6 +460,8 @@ class LocalSource:
         return matches[0] if matches else None
 
     def _manifests(self) -> Iterator[Path]:
+        from pathlib import Path
+
         if not self.root.is_dir():
             return
         for dirpath, dirnames, filenames in os.walk(self.root):

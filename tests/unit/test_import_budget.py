@@ -156,3 +156,30 @@ def test_add_and_del_import_only_the_standard_library_and_jaring(tmp_path: Path)
         outside = {t for t in tops if t not in sys.stdlib_module_names and t != "jaring"}
         # Leading-underscore C accelerators and encodings are part of the runtime.
         assert not {t for t in outside if not t.startswith("_")}, sorted(outside)
+
+
+def test_the_api_path_loads_no_pathlib_in_the_layout_a_node_runs(tmp_path: Path) -> None:
+    """The modules of a standalone ADD against the API, imported as a plain
+    install lays them out (the dev venv's editable finder loads pathlib itself):
+    pathlib (~3 ms) is for manifest directories only."""
+    import jaring.cni
+    import jaring.metaplugin
+
+    tree = tmp_path / "jaring"
+    tree.mkdir()
+    for package in (jaring.cni, jaring.metaplugin):
+        (tree / package.__name__.split(".")[-1]).symlink_to(Path(package.__file__).parent)
+    code = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+        "import jaring.metaplugin.main, jaring.metaplugin.meta, jaring.metaplugin.sources\n"
+        "import jaring.metaplugin.kubeclient, jaring.cni.skel\n"
+        "assert jaring.metaplugin.meta.__file__.startswith(sys.path[0])\n"
+        "print(sorted(m for m in ('pathlib', *sys.argv[1:]) if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code, *COSTLY],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"
