@@ -15,15 +15,16 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from jaring.cni.errors import CniError, Code
 from jaring.cni.logs import get_logger
 from jaring.cni.records import record
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # ssl loads on the first https request (~8 ms), http.client never (~16 ms)
     import ssl
+    from typing import Any
 
 log = get_logger(__name__)
 

@@ -13,12 +13,15 @@ import ipaddress
 import json
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
 
 from jaring.cni.errors import CniError, Code
 
-if TYPE_CHECKING:  # loaded by the calls that run `ip`: most pods never need them
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # subprocess loads with the calls that run `ip`: most pods never need them
     import subprocess
+    from typing import Protocol
+else:
+    Protocol = object  # the classes below are only ever checked statically
 
 
 class RouteEditor(Protocol):

@@ -14,17 +14,20 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
 
 from jaring.cni.errors import CniError, Code
 from jaring.cni.ids import NadName, Namespace, PodName, PodUID
 from jaring.cni.logs import get_logger
 from jaring.cni.records import record
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # the binary imports kubeclient only when it talks to an API
     from pathlib import Path  # and pathlib only for a manifest directory (LocalSource)
+    from typing import Any, Protocol
 
     from .kubeclient import KubeClient
+else:
+    Protocol = object  # the classes below are only ever checked statically
 
 log = get_logger(__name__)
 

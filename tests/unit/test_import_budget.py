@@ -22,8 +22,9 @@ FORBIDDEN = ("kopf", "kubernetes", "aiohttp", "pyroute2", "yaml", "jsonschema")
 # Standard modules the binary's path does without because they cost every call
 # milliseconds: `dataclasses` compiles each class's methods and loads `inspect`
 # (~20 ms for the classes on the path; `jaring.cni.records` replaces it there);
-# `subprocess` loads signal, threading, selectors and locale (~5 ms; `jaring.cni.spawn`).
-COSTLY = ("dataclasses", "inspect", "subprocess")
+# `subprocess` loads signal, threading, selectors and locale (~5 ms; `jaring.cni.spawn`);
+# `typing` is ~4 ms the type checker alone needs (TYPE_CHECKING blocks).
+COSTLY = ("dataclasses", "inspect", "subprocess", "typing")
 # -X importtime also lists imports that were only attempted: site.py probes for
 # these hooks and copy.py for Jython's `org.python.core`; none of them loads here.
 PROBES = ("sitecustomize", "usercustomize", "org")
