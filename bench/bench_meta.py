@@ -6,7 +6,10 @@ veth end. (a) execs the two reference plugins directly, as a runtime would
 with no meta-plugin; (b) execs the installed `jaring` standalone (the shim jaring-install writes,
 over a plain install of this checkout), which reads
 the pod and NAD from kmock and delegates to the same binaries. Prints medians,
-the ratio and jaring's overhead per ADD/DEL. Root; cleans up after itself.
+the ratio and jaring's overhead per ADD/DEL. (b) runs twice: against kmock's
+plain HTTP port, and over HTTPS with the kubeconfig's CA as a node's jaring
+talks to a real API server (TLS in front of kmock, in this process).
+Root; cleans up after itself.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kapi import ApiServer
+from kapi import ApiServer, Pki
 from userinstall import dev_install, user_install
 
 CNI_PATH = os.environ.get("JARING_BENCH_CNI_PATH", "/usr/lib/cni")
@@ -123,11 +126,12 @@ def main() -> int:
     }
     ip("link", "add", master, "type", "veth", "peer", "name", peer)
     ip("link", "set", master, "up")
+    variants = ("direct", "jaring", "https")
     results: dict[str, dict[str, list[tuple[float, float]]]] = {
-        "direct": {"ADD": [], "DEL": []},
-        "jaring": {"ADD": [], "DEL": []},
+        v: {"ADD": [], "DEL": []} for v in variants
     }
-    api = ApiServer()
+    (tmp / "pki").mkdir()
+    api = ApiServer(tls=Pki.make(tmp / "pki"))
     try:
         with api:
             api.nad("default", "data", data)
@@ -141,8 +145,9 @@ def main() -> int:
                 "daemonSocket": "",
                 "delegates": [cluster],
             }
+            over_tls = {**meta, "kubeconfig": str(api.kubeconfig(tmp / "tls", tls=True))}
             for i in range(opts.n):
-                for variant in ("direct", "jaring"):
+                for variant in variants:
                     netns, cid = f"jb{tag}{variant[0]}{i}", uuid.uuid4().hex
                     ip("netns", "add", netns)
                     try:
@@ -150,13 +155,14 @@ def main() -> int:
                         if variant == "direct":
                             steps = [("bridge", cluster, "eth0", ""), ("macvlan", data, "net1", "")]
                         else:
-                            pod, uid = f"p{i}", uuid.uuid4().hex
+                            pod, uid = f"p{variant[0]}{i}", uuid.uuid4().hex
                             api.pod("default", pod, uid, {"k8s.v1.cni.cncf.io/networks": "data"})
                             args = (
                                 f"IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod};"
                                 f"K8S_POD_UID={uid};K8S_POD_INFRA_CONTAINER_ID={cid}"
                             )
-                            steps = [("jaring", meta, "eth0", args)]
+                            conf = over_tls if variant == "https" else meta
+                            steps = [("jaring", conf, "eth0", args)]
                         results[variant]["ADD"].append(
                             sequence("ADD", steps, netns, cid, jaring_binary)
                         )
@@ -188,16 +194,24 @@ def main() -> int:
         f"interpreter {os.path.realpath(sys.executable)}"
     )
     print(f"jaring binary: {jaring_binary}")
-    print(f"{'':9} {'direct ms':>10} {'jaring ms':>10} {'ratio':>6} {'overhead ms':>12}")
+    print(
+        f"{'':9} {'direct ms':>10} {'jaring ms':>10} {'ratio':>6} {'overhead ms':>12}"
+        f" {'https ms':>9} {'ratio':>6} {'overhead ms':>12}"
+    )
     for verb in ("ADD", "DEL"):
         for column, label in ((0, "wall"), (1, "cpu")):
             a = statistics.median(r[column] for r in results["direct"][verb])
             b = statistics.median(r[column] for r in results["jaring"][verb])
-            print(f"{verb:4} {label:4} {a:10.1f} {b:10.1f} {b / a:6.2f} {b - a:12.1f}")
-    requests["POST"] -= opts.n + 1  # the bench's own seeding of pods and the NAD
+            c = statistics.median(r[column] for r in results["https"][verb])
+            print(
+                f"{verb:4} {label:4} {a:10.1f} {b:10.1f} {b / a:6.2f} {b - a:12.1f}"
+                f" {c:9.1f} {c / a:6.2f} {c - a:12.1f}"
+            )
+    pods = 2 * opts.n  # jaring's runs: plain HTTP and HTTPS
+    requests["POST"] -= pods + 1  # the bench's own seeding of pods and the NAD
     print(
         "jaring's API requests per pod (ADD+DEL, kmock record):",
-        ", ".join(f"{k} {v / opts.n:.2f}" for k, v in sorted(requests.items()) if v),
+        ", ".join(f"{k} {v / pods:.2f}" for k, v in sorted(requests.items()) if v),
     )
     print(f"kmock's own latency per GET (median, from this process): {kmock_ms:.1f} ms")
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import sys
 import threading
 import urllib.request
@@ -22,13 +23,21 @@ import kmock
 # One lean kmock for tests and bench: tests/api/cluster.py.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.api.cluster import LeanEmulator  # after the path above
+from tests.api.scripted import Pki
 
 
 class ApiServer:
-    """`with ApiServer() as api:` serves an empty in-memory cluster."""
+    """`with ApiServer() as api:` serves an empty in-memory cluster.
 
-    def __init__(self) -> None:
+    With `tls` (a `tests.api.scripted.Pki`), `tls_url` also serves it over
+    HTTPS, as every real API server does: a TLS front in the same loop that
+    relays each connection to kmock's plain port.
+    """
+
+    def __init__(self, tls: Pki | None = None) -> None:
         self.url = ""
+        self.tls_url = ""
+        self._pki = tls
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
@@ -60,15 +69,48 @@ class ApiServer:
         async with LeanEmulator() as emulator, kmock.Server(emulator) as server:
             self._emulator = emulator
             self.url = str(server.url).rstrip("/")
+            front = None
+            if self._pki is not None:
+                front = await asyncio.start_server(
+                    self._relay, "127.0.0.1", 0, ssl=self._pki.server_context()
+                )
+                self.tls_url = f"https://127.0.0.1:{front.sockets[0].getsockname()[1]}"
             self._ready.set()
             await self._stop.wait()
+            if front is not None:
+                front.close()
 
-    def kubeconfig(self, path: Path) -> Path:
-        """Write a kubeconfig for this server (JSON is valid YAML)."""
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        port = int(self.url.rsplit(":", 1)[1])
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            writer.close()
+            return
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, ssl.SSLError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def kubeconfig(self, path: Path, *, tls: bool = False) -> Path:
+        """Write a kubeconfig for this server (JSON is valid YAML); with `tls`,
+        for its HTTPS front and its CA, as a node's kubeconfig names them."""
+        cluster: dict[str, str] = {"server": self.url}
+        if tls:
+            assert self._pki is not None, "ApiServer(tls=...) serves no HTTPS"
+            cluster = {"server": self.tls_url, "certificate-authority": str(self._pki.ca)}
         doc = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "kmock", "cluster": {"server": self.url}}],
+            "clusters": [{"name": "kmock", "cluster": cluster}],
             "users": [{"name": "bench", "user": {"token": "bench"}}],
             "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "bench"}}],
             "current-context": "kmock",
