@@ -58,6 +58,9 @@ def run(path: str, *, stdin: bytes, env: Mapping[str, str], timeout: float) -> F
             path,
             [path],
             env,
+            # Safe when our own 0-2 are closed and pipes land there: stdin's read
+            # end is taken first and dup2 onto itself clears close-on-exec; the
+            # later ends are always above the slots they are dup'd onto.
             file_actions=[
                 (os.POSIX_SPAWN_DUP2, in_read, 0),
                 (os.POSIX_SPAWN_DUP2, out_write, 1),

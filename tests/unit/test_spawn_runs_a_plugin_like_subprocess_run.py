@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -87,3 +89,17 @@ def test_a_file_that_cannot_be_executed_is_an_oserror_and_leaks_no_pipe(tmp_path
         spawn.run(str(tmp_path / "missing"), stdin=b"", env={}, timeout=10)
     spawn.run(script(tmp_path, "exit 0\n"), stdin=b"x", env={}, timeout=10)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_caller_started_with_stdio_closed_still_wires_the_binary(tmp_path: Path) -> None:
+    # With 0-2 closed, pipes land there; the child's stdin/stdout must still be ours.
+    plugin = script(tmp_path, "read line; echo got:$line\n")
+    report = tmp_path / "report"
+    code = (
+        "from jaring.cni import spawn\n"
+        f"done = spawn.run({plugin!r}, stdin=b'hi\\n', env={{}}, timeout=10)\n"
+        f"open({str(report)!r}, 'w').write(repr((done.returncode, done.stdout)))\n"
+    )
+    shell = 'exec 0<&- 1>&- 2>&-; exec "$0" -c "$1"'
+    subprocess.run(["/bin/sh", "-c", shell, sys.executable, code], check=True, timeout=30)
+    assert report.read_text() == repr((0, b"got:hi\n"))
