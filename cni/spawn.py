@@ -133,14 +133,39 @@ def _exchange(
 
 
 def _wait(pid: int, deadline: float) -> int:
-    """The exit status, once it exits (at EOF it nearly always has), or TimedOutError."""
+    """The exit status once it exits, or TimedOutError at the deadline.
+
+    At EOF it has closed its pipes but, two times in three, not yet exited: a
+    pidfd wakes us the moment it does (a 1 ms sleep here was ~1 ms per exec).
+    """
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        return status
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:  # Linux before 5.3 (RHEL 8's 4.18 among them)
+        return _wait_polling(pid, deadline)
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        left = deadline - monotonic()
+        if left <= 0 or not poller.poll(left * 1000):
+            raise TimedOutError
+    finally:
+        os.close(pidfd)
+    return os.waitpid(pid, 0)[1]
+
+
+def _wait_polling(pid: int, deadline: float) -> int:
+    pause = 0.0001
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             return status
         if monotonic() >= deadline:
             raise TimedOutError
-        sleep(0.001)
+        sleep(pause)
+        pause = min(pause * 2, 0.01)
 
 
 def _close(fd: int, open_fds: list[int]) -> None:

@@ -103,3 +103,22 @@ def test_a_caller_started_with_stdio_closed_still_wires_the_binary(tmp_path: Pat
     shell = 'exec 0<&- 1>&- 2>&-; exec "$0" -c "$1"'
     subprocess.run(["/bin/sh", "-c", shell, sys.executable, code], check=True, timeout=30)
     assert report.read_text() == repr((0, b"got:hi\n"))
+
+
+@pytest.mark.parametrize("pidfd", ["pidfd", "no pidfd (Linux < 5.3)"])
+def test_the_exit_is_awaited_with_or_without_pidfd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pidfd: str
+) -> None:
+    if pidfd != "pidfd":
+
+        def old_kernel(pid: int) -> int:
+            raise OSError(38, "Function not implemented")
+
+        monkeypatch.setattr(os, "pidfd_open", old_kernel)
+    # Closes its outputs first, then exits a little later: the wait, not the EOF, ends it.
+    path = script(tmp_path, "echo out; exec >&- 2>&-; sleep 0.2; exit 4\n")
+    done = spawn.run(path, stdin=b"", env={}, timeout=10)
+    assert (done.returncode, done.stdout) == (4, b"out\n")
+    hung = script(tmp_path, "exec >&- 2>&-; sleep 30\n", name="hung")
+    with pytest.raises(spawn.TimedOutError):
+        spawn.run(hung, stdin=b"", env={}, timeout=0.5)
