@@ -37,27 +37,24 @@ class FrozenInstanceError(AttributeError):
 
 
 class Field:
-    """One field of a record: its name, default and comparison flags."""
+    """One field of a record: its name, default and comparison flags (made by `field`)."""
 
     __slots__ = ("compare", "default", "default_factory", "hash", "name", "repr")
 
     def __init__(
         self,
-        *,
-        default: Any = _MISSING,
-        default_factory: Callable[[], Any] | None = None,
-        compare: bool = True,
-        hash: bool | None = None,  # dataclasses.field's own keyword
-        repr: bool = True,  # dataclasses.field's own keyword
+        default: Any,
+        default_factory: Callable[[], Any] | None,
+        compare: bool,
+        hashed: bool,
+        shown: bool,
     ) -> None:
-        if default is not _MISSING and default_factory is not None:
-            raise ValueError("cannot specify both default and default_factory")
         self.name = ""
         self.default = default
         self.default_factory = default_factory
         self.compare = compare
-        self.hash = compare if hash is None else hash
-        self.repr = repr
+        self.hash = hashed
+        self.repr = shown
 
     @property
     def required(self) -> bool:
@@ -76,12 +73,12 @@ def field(
     repr: bool = True,  # dataclasses.field's own keyword
 ) -> Any:
     """A field with a default, a factory or comparison flags (`dataclasses.field`)."""
-    return Field(
-        default=default, default_factory=default_factory, compare=compare, hash=hash, repr=repr
-    )
+    if default is not _MISSING and default_factory is not None:
+        raise ValueError("cannot specify both default and default_factory")
+    return Field(default, default_factory, compare, compare if hash is None else hash, repr)
 
 
-@dataclass_transform(field_specifiers=(field, Field))
+@dataclass_transform(field_specifiers=(field,))
 def record(
     *,
     frozen: bool = False,
@@ -159,7 +156,7 @@ def _collect(cls: type) -> tuple[Field, ...]:
         if isinstance(annotation, str) and annotation.startswith(("ClassVar", "typing.ClassVar")):
             continue
         value = cls.__dict__.get(name, _MISSING)
-        spec = value if isinstance(value, Field) else Field(default=value)
+        spec = value if isinstance(value, Field) else field(default=value)
         if spec.default is not _MISSING and type(spec.default).__hash__ is None:
             raise ValueError(  # as dataclasses: an unhashable default would be shared
                 f"mutable default {type(spec.default)} for field {name} is not allowed: "
@@ -173,10 +170,10 @@ def _collect(cls: type) -> tuple[Field, ...]:
         by_name.pop(name, None)
         by_name[name] = spec
     fields = tuple(by_name.values())
-    seen_default = ""
+    seen_default = False
     for f in fields:
         if not f.required:
-            seen_default = f.name
+            seen_default = True
         elif seen_default:
             raise TypeError(f"non-default argument {f.name!r} follows default argument")
     return fields

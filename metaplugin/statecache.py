@@ -135,7 +135,7 @@ class StateCache:
                 doc = json.loads(fh.read())
             if not isinstance(doc, dict) or doc.get("container_id") != container_id:
                 raise ValueError("not a jaring cache entry for this container")
-            return CacheEntry.from_json(doc, source=str(path))
+            return CacheEntry.from_json(doc, source=path)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, TypeError, KeyError) as exc:

@@ -162,7 +162,7 @@ def test_add_and_del_import_only_the_standard_library_and_jaring(tmp_path: Path)
 def test_the_api_path_loads_no_pathlib_in_the_layout_a_node_runs(tmp_path: Path) -> None:
     """The modules of a standalone ADD against the API, imported as a plain
     install lays them out (the dev venv's editable finder loads pathlib itself):
-    pathlib (~3 ms) is for manifest directories only."""
+    pathlib (~3 ms) is for manifest directories only, and none of COSTLY loads."""
     import jaring.cni
     import jaring.metaplugin
 
