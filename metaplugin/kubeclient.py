@@ -8,30 +8,36 @@ on every call (LESSONS #7, #9). Called by `sources.ApiSource`.
 
 from __future__ import annotations
 
-import binascii
 import contextlib
 import json
 import os
-import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
-from urllib.parse import urlsplit
 
 from jaring.cni.errors import CniError, Code
 from jaring.cni.logs import get_logger
 from jaring.cni.records import record
 
+from .apiconn import (
+    Connection,
+    ConnectionLostError,
+    ProtocolError,
+    ServerURL,
+    cert_rejected,
+    tls_context,
+)
+
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # ssl loads on the first https request (~8 ms), http.client never (~16 ms)
-    import ssl
+if TYPE_CHECKING:  # ssl.py and socket.py load only for the daemon's watches (connect)
+    import socket
     from typing import Any
+
+    from .apiconn import TlsContext
 
 log = get_logger(__name__)
 
 USER_AGENT = "jaring/0.1"
 MAX_BACKOFF = 1.0
-MAX_HEADER_LINE = 65536
-MAX_HEADERS = 200
 
 
 @record(frozen=True)
@@ -152,16 +158,21 @@ def _from_document(doc: Mapping[str, Any], *, path: str) -> KubeConfig:
 
     def b64(section: Mapping[str, Any], key: str, sect: str) -> bytes:
         value = text(section, key, sect)
+        if not value:
+            return b""
+        import binascii
+
         try:
             # = base64.b64decode(value, validate=True), without importing base64 (~1 ms)
-            return binascii.a2b_base64(value.encode("ascii"), strict_mode=True) if value else b""
+            return binascii.a2b_base64(value.encode("ascii"), strict_mode=True)
         except (binascii.Error, ValueError):
             raise bad(f"{sect}.{key}", "is not valid base64") from None
 
     server = text(cluster, "server", cwhere)
-    parts = urlsplit(server)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise bad(f"{cwhere}.server", f"is not an http(s) URL: {server!r}")
+    try:
+        ServerURL.parse(server)
+    except ValueError as exc:
+        raise bad(f"{cwhere}.server", f"{exc}: {server!r}") from None
     insecure = cluster.get("insecure-skip-tls-verify", False)
     if not isinstance(insecure, bool):
         raise bad(f"{cwhere}.insecure-skip-tls-verify", "is not a boolean")
@@ -252,10 +263,10 @@ class KubeClient:
         self.retries = retries
         self.sleep = sleep
         self._config_stamp = _stamp(config.path)
-        self._conn: _Connection | None = None
+        self._conn: Connection | None = None
         self._conn_key: tuple[object, ...] = ()
-        self._ssl: ssl.SSLContext | None = None
-        self._ssl_material: tuple[object, ...] = ()
+        self._server: tuple[str, ServerURL] | None = None
+        self._tls: dict[object, tuple[tuple[object, ...], TlsContext]] = {}
 
     def url(self, path: str) -> str:
         return self.config.server + path
@@ -294,16 +305,43 @@ class KubeClient:
     def connect(self) -> socket.socket:
         """A new connection to the API server, verified as every call is
         (CA, client certificate, `tls-server-name`), the kubeconfig re-read
-        first when it changed. The caller owns and closes it."""
+        first when it changed. The caller owns and closes it. A `socket` (an
+        `ssl.SSLSocket` for https), for http.client."""
+        import socket
+        import ssl
+
         self._reload_config()
-        https = urlsplit(self.config.server).scheme == "https"
-        return self._open(self._ssl_context() if https else None)
+        server = self.server()
+        sock = socket.create_connection((server.host, server.port), timeout=self.timeout)
+        if not server.tls:
+            return sock
+        try:
+            context = self._tls_context(ssl.SSLContext)
+            assert isinstance(context, ssl.SSLContext)
+            return context.wrap_socket(
+                sock, server_hostname=self.config.tls_server_name or server.host
+            )
+        except BaseException:
+            sock.close()
+            raise
+
+    def server(self) -> ServerURL:
+        """The parsed `server` of the kubeconfig in use."""
+        text = self.config.server
+        if self._server is None or self._server[0] != text:
+            try:
+                self._server = (text, ServerURL.parse(text))
+            except ValueError as exc:  # a KubeConfig built in memory: load() checks files
+                raise KubeApiError(
+                    Code.INVALID_CONFIG, "bad Kubernetes API server URL", f"{text!r} {exc}"
+                ) from None
+        return self._server[1]
 
     def headers(self) -> dict[str, str]:
         """Request headers of one call: Host, User-Agent, Accept and the
         bearer token as it is on disk now."""
         headers = {
-            "Host": urlsplit(self.config.server).netloc.rpartition("@")[2],
+            "Host": self.server().authority,
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
         }
@@ -314,7 +352,7 @@ class KubeClient:
 
     def target(self, path: str) -> str:
         """The request target of an API path (the server URL may carry a prefix)."""
-        return (urlsplit(self.config.server).path.rstrip("/") + path) or "/"
+        return (self.server().prefix + path) or "/"
 
     def close(self) -> None:
         """Close the kept connection (the next call opens a new one)."""
@@ -390,7 +428,6 @@ class KubeClient:
         return doc
 
     def _request(self, method: str, path: str, data: bytes | None, content_type: str) -> _Response:
-        parts = urlsplit(self.config.server)
         headers = self.headers()
         if content_type:
             headers["Content-Type"] = content_type
@@ -402,14 +439,14 @@ class KubeClient:
             try:
                 conn, reused = self._connection(fresh=fresh)
                 raw = conn.exchange(method, target, headers, data)
-            except _ConnectionLostError as exc:
+            except ConnectionLostError as exc:
                 self.close()
                 if reused and not exc.answered:
                     continue
                 raise _TransientError(f"connection lost: {exc}") from None
             except OSError as exc:
                 self.close()
-                if parts.scheme == "https" and _cert_rejected(exc):
+                if self.server().tls and cert_rejected(exc):
                     # The server is not who the kubeconfig says: retrying cannot help.
                     raise KubeApiError(
                         Code.IO,
@@ -417,7 +454,7 @@ class KubeClient:
                         f"{self.url(path)}: {exc}",
                     ) from None
                 raise _TransientError(f"{type(exc).__name__}: {exc}") from None
-            except _ProtocolError as exc:
+            except ProtocolError as exc:
                 self.close()
                 raise _TransientError(f"bad HTTP answer: {exc}") from None
             if raw.will_close:
@@ -431,32 +468,26 @@ class KubeClient:
             return _Response(raw.status, raw.body)
         raise AssertionError("unreachable: the second pass always returns or raises")
 
-    def _connection(self, *, fresh: bool) -> tuple[_Connection, bool]:
-        parts = urlsplit(self.config.server)
-        context = self._ssl_context() if parts.scheme == "https" else None
-        key = (parts.scheme, parts.hostname, parts.port, id(context))
+    def _connection(self, *, fresh: bool) -> tuple[Connection, bool]:
+        server = self.server()
+        context = None
+        if server.tls:
+            import _ssl  # ssl.py's classes and enums cost the binary ~4 ms
+
+            context = self._tls_context(_ssl._SSLContext)
+        key = (server, self.config.tls_server_name, id(context))
         if fresh or key != self._conn_key:
             self.close()
         if self._conn is not None:
             return self._conn, True
-        self._conn, self._conn_key = _Connection(self._open(context)), key
-        return self._conn, False
-
-    def _open(self, context: ssl.SSLContext | None) -> socket.socket:
-        parts = urlsplit(self.config.server)
-        host = parts.hostname or ""
-        sock = socket.create_connection(
-            (host, parts.port or (443 if context else 80)), timeout=self.timeout
+        self._conn = Connection(
+            server,
+            timeout=self.timeout,
+            context=context,
+            server_name=self.config.tls_server_name,
         )
-        try:
-            if context is not None:
-                sock = context.wrap_socket(
-                    sock, server_hostname=self.config.tls_server_name or host
-                )
-        except BaseException:
-            sock.close()
-            raise
-        return sock
+        self._conn_key = key
+        return self._conn, False
 
     # credentials, from disk on every call
     def _reload_config(self) -> None:
@@ -483,154 +514,35 @@ class KubeClient:
             return _read(self.config.token_file, "tokenFile").decode().strip()
         return self.config.token
 
-    def _ssl_context(self) -> ssl.SSLContext:
-        # Built on the first https request only: the system CA store alone costs ~40 ms.
-        import ssl
-
+    def _tls_context(self, factory: Callable[[int], TlsContext]) -> TlsContext:
+        """The context for the TLS material on disk now, built on `factory`
+        (one per factory), again only when the material changed."""
         cfg = self.config
         ca = _read(cfg.ca_file, "certificate-authority") if cfg.ca_file else cfg.ca_data
         cert = _read(cfg.cert_file, "client-certificate") if cfg.cert_file else cfg.cert_data
         key = _read(cfg.key_file, "client-key") if cfg.key_file else cfg.key_data
-        material = (cfg.insecure, cfg.tls_server_name, ca, cert, key)
-        if self._ssl is not None and material == self._ssl_material:
-            return self._ssl
+        material = (cfg.insecure, ca, cert, key)
+        kept = self._tls.get(factory)
+        if kept is not None and kept[0] == material:
+            return kept[1]
         try:
-            if cfg.insecure:
-                context = ssl.create_default_context()
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            elif ca:
-                context = ssl.create_default_context(cadata=_pem_or_der(ca))
-            else:
-                context = ssl.create_default_context()
             if cert:
-                with _pem_files(cert, key) as (cert_path, key_path):
-                    context.load_cert_chain(cert_path, key_path)
-        except (ssl.SSLError, ValueError) as exc:
+                with _pem_files(cert, key) as chain:
+                    context = tls_context(
+                        factory, insecure=cfg.insecure, ca=_pem_or_der(ca), cert_chain=chain
+                    )
+            else:
+                context = tls_context(
+                    factory, insecure=cfg.insecure, ca=_pem_or_der(ca), cert_chain=None
+                )
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             raise KubeApiError(
                 Code.INVALID_CONFIG,
                 "bad TLS material in kubeconfig",
                 f"{cfg.path or cfg.server}: {exc}",
             ) from None
-        self._ssl, self._ssl_material = context, material
+        self._tls[factory] = (material, context)
         return context
-
-
-class _ConnectionLostError(Exception):
-    """The server closed the connection; `answered` once a status line came."""
-
-    def __init__(self, what: str, *, answered: bool) -> None:
-        super().__init__(what)
-        self.answered = answered
-
-
-class _ProtocolError(Exception):
-    """An answer that is not HTTP/1.x as we know it."""
-
-
-@record(frozen=True)
-class _RawAnswer:
-    status: int
-    headers: Mapping[str, str]  # lower-case names
-    body: bytes
-    will_close: bool
-
-
-class _Connection:
-    """One HTTP/1.1 connection: the little the API needs, without http.client.
-
-    Bodies come with Content-Length, chunked, or until close; keep-alive
-    unless either side says close. Timeouts are the socket's.
-    """
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.reader = sock.makefile("rb")
-
-    def close(self) -> None:
-        self.reader.close()
-        self.sock.close()
-
-    def exchange(
-        self, method: str, target: str, headers: Mapping[str, str], body: bytes | None
-    ) -> _RawAnswer:
-        lines = [f"{method} {target} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items())]
-        if body is not None:
-            lines.append(f"Content-Length: {len(body)}")
-        try:
-            self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b""))
-        except (BrokenPipeError, ConnectionResetError) as exc:
-            raise _ConnectionLostError(str(exc), answered=False) from None
-        try:
-            status_line = self.reader.readline(MAX_HEADER_LINE)
-        except ConnectionResetError as exc:
-            raise _ConnectionLostError(str(exc), answered=False) from None
-        if not status_line:
-            raise _ConnectionLostError("closed before answering", answered=False)
-        version, _, rest = status_line.decode("latin-1").partition(" ")
-        code = rest.strip().partition(" ")[0]
-        if not version.startswith("HTTP/1.") or not code.isdigit():
-            raise _ProtocolError(repr(status_line[:80]))
-        answer_headers = self._headers()
-        status = int(code)
-        connection = answer_headers.get("connection", "").lower()
-        will_close = connection == "close" or (version == "HTTP/1.0" and connection != "keep-alive")
-        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-            data = b""
-        elif "chunked" in answer_headers.get("transfer-encoding", "").lower():
-            data = self._chunked()
-        elif "content-length" in answer_headers:
-            length = answer_headers["content-length"]
-            if not length.isdigit():
-                raise _ProtocolError(f"Content-Length {length!r}")
-            data = self._exactly(int(length))
-        else:
-            data, will_close = self.reader.read(), True
-        return _RawAnswer(status, answer_headers, data, will_close)
-
-    def _headers(self) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for _ in range(MAX_HEADERS):
-            line = self.reader.readline(MAX_HEADER_LINE)
-            if not line:
-                raise _ConnectionLostError("closed in the headers", answered=True)
-            if line in (b"\r\n", b"\n"):
-                return found
-            name, sep, value = line.decode("latin-1").partition(":")
-            if not sep:
-                raise _ProtocolError(f"header line {line[:80]!r}")
-            found[name.strip().lower()] = value.strip()
-        raise _ProtocolError(f"more than {MAX_HEADERS} headers")
-
-    def _exactly(self, size: int) -> bytes:
-        data = self.reader.read(size)
-        if len(data) != size:
-            raise _ConnectionLostError(f"body cut at {len(data)} of {size} bytes", answered=True)
-        return data
-
-    def _chunked(self) -> bytes:
-        chunks: list[bytes] = []
-        while True:
-            line = self.reader.readline(MAX_HEADER_LINE)
-            if not line:
-                raise _ConnectionLostError("closed in a chunked body", answered=True)
-            size_text = line.split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise _ProtocolError(f"chunk size {line[:40]!r}") from None
-            if size == 0:
-                # Trailers, if any, end with an empty line like the headers.
-                self._headers()
-                return b"".join(chunks)
-            chunks.append(self._exactly(size))
-            self._exactly(2)  # the CRLF after each chunk
-
-
-def _cert_rejected(exc: OSError) -> bool:
-    import ssl  # loaded already: only https connections get here
-
-    return isinstance(exc, ssl.SSLCertVerificationError)
 
 
 def _stamp(path: str) -> tuple[int, int, int] | None:

@@ -1,10 +1,14 @@
 """KubeClient retries 5xx, 429, refused and timed-out calls with a short backoff, then
-gives up with TRY_AGAIN_LATER; other refusals fail at once with the API's message."""
+gives up with TRY_AGAIN_LATER; other refusals fail at once with the API's message.
+The framing and connection-loss cases run over plain HTTP and over TLS (the
+client's own stream on `_ssl`)."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -12,7 +16,7 @@ from jaring.cni.errors import CniError, Code
 from jaring.metaplugin.kubeclient import KubeClient, KubeConfig
 
 from .cluster import kubeconfig_doc
-from .scripted import Answer, Script, refused_port, serve, silent_listener
+from .scripted import Answer, Pki, Script, refused_port, serve, silent_listener
 
 POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "ns"}}
 PATH = "/api/v1/namespaces/ns/pods/p"
@@ -22,10 +26,30 @@ def status(code: int, message: str) -> Answer:
     return Answer.json(code, {"kind": "Status", "code": code, "message": message})
 
 
-def config(tmp_path: Path, url: str) -> KubeConfig:
+def config(tmp_path: Path, url: str, **cluster: object) -> KubeConfig:
     path = tmp_path / "kubeconfig"
-    path.write_text(json.dumps(kubeconfig_doc(url, token="t")))
+    path.write_text(json.dumps(kubeconfig_doc(url, token="t", **cluster)))
     return KubeConfig.load(str(path))
+
+
+class Transport:
+    """Serve a script and configure a client over http, or https with a test CA."""
+
+    def __init__(self, pki: Pki | None) -> None:
+        self.pki = pki
+
+    def serve(self, script: Script) -> AbstractContextManager[str]:
+        return serve(script, tls=self.pki.server_context() if self.pki else None)
+
+    def config(self, tmp_path: Path, url: str) -> KubeConfig:
+        if self.pki is None:
+            return config(tmp_path, url)
+        return config(tmp_path, url, **{"certificate-authority": str(self.pki.ca)})
+
+
+@pytest.fixture(params=["http", "https"])
+def transport(request: pytest.FixtureRequest) -> Iterator[Transport]:
+    yield Transport(request.getfixturevalue("pki") if request.param == "https" else None)
 
 
 @pytest.mark.parametrize("code", [500, 502, 503, 504, 429])
@@ -121,10 +145,16 @@ def test_connection_refused_is_try_again_later_after_retries(tmp_path: Path) -> 
     assert len(slept) == 3
 
 
-def test_timeout_is_try_again_later_after_retries(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_timeout_is_try_again_later_after_retries(tmp_path: Path, scheme: str) -> None:
+    # over https the TLS handshake is what waits
     slept: list[float] = []
     with silent_listener() as port:
-        cfg = config(tmp_path, f"http://127.0.0.1:{port}")
+        cfg = config(
+            tmp_path,
+            f"{scheme}://127.0.0.1:{port}",
+            **({"insecure-skip-tls-verify": True} if scheme == "https" else {}),
+        )
         with (
             KubeClient(cfg, timeout=0.2, retries=1, sleep=slept.append) as client,
             pytest.raises(CniError) as info,
@@ -156,13 +186,13 @@ def test_server_path_prefix_is_kept(tmp_path: Path) -> None:
 
 
 def test_a_kept_connection_the_server_dropped_is_reopened_without_a_retry(
-    tmp_path: Path,
+    tmp_path: Path, transport: Transport
 ) -> None:
     script = Script(default=Answer.json(200, POD), idle_timeout=0.1)
     slept: list[float] = []
     with (
-        serve(script) as url,
-        KubeClient(config(tmp_path, url), retries=0, sleep=slept.append) as c,
+        transport.serve(script) as url,
+        KubeClient(transport.config(tmp_path, url), retries=0, sleep=slept.append) as c,
     ):
         assert c.get(PATH) == POD
         deadline = time.monotonic() + 10
@@ -175,10 +205,15 @@ def test_a_kept_connection_the_server_dropped_is_reopened_without_a_retry(
 
 
 @pytest.mark.parametrize("framing", ["length", "chunked", "close"])
-def test_answer_bodies_in_every_http_framing(tmp_path: Path, framing: str) -> None:
+def test_answer_bodies_in_every_http_framing(
+    tmp_path: Path, framing: str, transport: Transport
+) -> None:
     big = POD | {"spec": {"pad": "x" * 100_000}}
     script = Script(default=Answer(200, json.dumps(big).encode(), framing=framing))
-    with serve(script) as url, KubeClient(config(tmp_path, url)) as client:
+    with (
+        transport.serve(script) as url,
+        KubeClient(transport.config(tmp_path, url)) as client,
+    ):
         for _ in range(3):
             assert client.get(PATH) == big
     assert len(script.seen) == 3
@@ -195,12 +230,14 @@ def test_answer_bodies_in_every_http_framing(tmp_path: Path, framing: str) -> No
     ],
     ids=["cut-body", "not-http", "bad-header", "bad-length"],
 )
-def test_broken_answers_are_retried_then_try_again_later(tmp_path: Path, answer: Answer) -> None:
+def test_broken_answers_are_retried_then_try_again_later(
+    tmp_path: Path, answer: Answer, transport: Transport
+) -> None:
     script = Script(default=answer)
     slept: list[float] = []
     with (
-        serve(script) as url,
-        KubeClient(config(tmp_path, url), retries=1, sleep=slept.append) as client,
+        transport.serve(script) as url,
+        KubeClient(transport.config(tmp_path, url), retries=1, sleep=slept.append) as client,
         pytest.raises(CniError) as info,
     ):
         client.get(PATH)
