@@ -9,11 +9,10 @@ prevResult on ADD, reverse order on DEL, CHECK in order with the result.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 
-from . import registry, spawn
+from . import jsoncodec, registry, spawn
 from . import version as versions
 from .errors import CniError, Code
 from .netconf import NetworkConfig, check_type
@@ -106,7 +105,7 @@ class BinaryExecutor:
         out = proc.stdout.strip()
         if proc.returncode != 0:
             try:
-                doc = json.loads(out) if out else None
+                doc = jsoncodec.loads(out) if out else None
             except ValueError:
                 doc = None
             stderr = proc.stderr.decode(errors="replace").strip()[-500:]
@@ -117,7 +116,7 @@ class BinaryExecutor:
         if not out:
             return None
         try:
-            doc = json.loads(out)
+            doc = jsoncodec.loads(out)
         except ValueError:
             raise CniError(
                 Code.DECODE,
@@ -189,7 +188,7 @@ class NativeExecutor:
 
 
 def _stdin(conf: Mapping[str, Any]) -> bytes:
-    return json.dumps(conf, separators=(",", ":")).encode()
+    return jsoncodec.dumps(conf, separators=(",", ":")).encode()
 
 
 def add_network(

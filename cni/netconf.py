@@ -9,9 +9,9 @@ arbitrary path.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
+from . import jsoncodec
 from . import version as versions
 from .errors import CniError, Code
 from .records import record
@@ -63,7 +63,7 @@ class NetworkConfig:
             doc: Any = dict(data)
         else:
             try:
-                doc = json.loads(data)
+                doc = jsoncodec.loads(data)
             except (ValueError, UnicodeDecodeError) as exc:
                 raise CniError(Code.DECODE, "network config is not valid JSON", str(exc)) from None
         if not isinstance(doc, dict):
@@ -152,7 +152,7 @@ class NetworkConfig:
     def to_json(self) -> dict[str, Any]:
         """The document as given (name injected): what the cache stores."""
         if self.raw is not None:
-            copy: dict[str, Any] = json.loads(json.dumps(self.raw))  # deep, plain JSON
+            copy: dict[str, Any] = jsoncodec.loads(jsoncodec.dumps(self.raw))  # deep, plain JSON
             return copy
         if self.is_list:
             return {

@@ -7,9 +7,9 @@ meta-plugin calls native delegates (found by `registry`) with the same
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
+from . import jsoncodec
 from .errors import CniError, Code
 from .records import field, record
 from .types import Result
@@ -77,7 +77,7 @@ class Request:
 
 def decode_config(stdin: bytes) -> dict[str, Any]:
     try:
-        doc = json.loads(stdin) if stdin.strip() else None
+        doc = jsoncodec.loads(stdin) if stdin.strip() else None
     except (ValueError, UnicodeDecodeError) as exc:
         raise CniError(Code.DECODE, "network config is not valid JSON", str(exc)) from None
     if not isinstance(doc, dict):

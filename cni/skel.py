@@ -8,10 +8,10 @@ in the config's cniVersion, or the spec's error (SPEC.md "Section 3").
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Mapping
 
+from . import jsoncodec
 from . import version as versions
 from .errors import CniError, Code
 from .logs import get_logger
@@ -39,13 +39,13 @@ MINIMUM_VERSION: Mapping[str, str] = {"CHECK": "0.4.0", "STATUS": "1.1.0", "GC":
 
 
 def _dump(doc: object) -> bytes:
-    return json.dumps(doc, indent=None, separators=(",", ":")).encode() + b"\n"
+    return jsoncodec.dumps(doc, indent=None, separators=(",", ":")).encode() + b"\n"
 
 
 def _version_reply(plugin: Plugin, stdin: bytes) -> bytes:
     asked = versions.LATEST
     try:
-        doc = json.loads(stdin) if stdin.strip() else {}
+        doc = jsoncodec.loads(stdin) if stdin.strip() else {}
         value = doc.get("cniVersion") if isinstance(doc, dict) else None
         if isinstance(value, str) and value in plugin.supported_versions:
             asked = value
@@ -97,7 +97,7 @@ def _check_version(plugin: Plugin, command: str, req: Request) -> str:
 def _error_version(stdin: bytes) -> str:
     """Errors are printed in the config's version when it is one we know."""
     try:
-        doc = json.loads(stdin)
+        doc = jsoncodec.loads(stdin)
     except ValueError:
         return versions.LATEST
     value = doc.get("cniVersion") if isinstance(doc, dict) else None

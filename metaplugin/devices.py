@@ -9,9 +9,9 @@ attachment order, and hands each delegate its `deviceID` (and runtimeConfig
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
+from jaring.cni import jsoncodec
 from jaring.cni.errors import CniError, Code
 from jaring.cni.netconf import NetworkConfig
 from jaring.cni.records import field, record
@@ -35,7 +35,7 @@ class PodDevices:
 def parse_checkpoint(data: bytes, *, pod_uid: str) -> dict[str, tuple[str, ...]]:
     """The pod's devices from kubelet checkpoint JSON (old list or NUMA-map form)."""
     try:
-        doc = json.loads(data)
+        doc = jsoncodec.loads(data)
     except ValueError as exc:
         raise ValueError(f"not JSON: {exc}") from None
     entries = doc.get("Data", {}).get("PodDeviceEntries") if isinstance(doc, dict) else None

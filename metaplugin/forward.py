@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import _socket  # not `socket`: its enums cost the forwarded path milliseconds
 
+from jaring.cni import jsoncodec
+
 # The forwarded path is the binary's whole life when the daemon runs: nothing it
-# does not need is imported (`typing`, `collections.abc`, `json` load lazily or
-# for the type checker only). tests/unit/test_forward_binary_* holds it to that.
+# does not need is imported (`typing` and `collections.abc` are for the type
+# checker only; JSON goes through `jsoncodec`, without `json` and `re`).
+# tests/unit/test_forward_binary_* holds it to that.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -41,55 +44,13 @@ CONNECT_TIMEOUT = 0.5
 READY_TIMEOUT = 1.0
 ANSWER_TIMEOUT = 300.0
 MAX_FRAME = 16 << 20  # a CNI config or result is kilobytes; refuse absurd frames
-_SPACE = " \t\n\r"  # JSON's whitespace
 _CODE_HEAD = b'{"code":'
-
-
-class _Scanner:
-    """The settings `json.JSONDecoder()` hands its C scanner, as a scanner context."""
-
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-    parse_constant = {
-        "NaN": float("nan"),
-        "Infinity": float("inf"),
-        "-Infinity": float("-inf"),
-    }.__getitem__
-
-
-def loads(data: bytes) -> object:
-    """`json.loads(data)` without importing `json` (and `re`) when it can.
-
-    A UTF-8 text goes through the C scanner `json` itself uses, with
-    `json.loads`'s defaults; whatever that path does not take (another
-    encoding, a BOM, any error) is handed to `json.loads`, so the answer and
-    the error are always `json.loads`'s own.
-    """
-    try:
-        import _json
-
-        text = data.decode()
-        start = len(text) - len(text.lstrip(_SPACE))
-        # typeshed names the context type after the scanner; any object with
-        # JSONDecoder's attributes is what the C code reads.
-        scanner = _json.make_scanner(_Scanner)  # type: ignore[arg-type]
-        doc, end = scanner(text, start)
-        if not text[end:].strip(_SPACE):
-            return doc
-    except Exception:  # anything odd: json.loads decides (and explains)
-        pass
-    import json
-
-    return json.loads(data)
 
 
 def socket_for(stdin: bytes) -> str:
     """The daemon socket the config names (`daemonSocket`); "" disables forwarding."""
     try:
-        doc = loads(stdin)
+        doc = jsoncodec.loads(stdin)
     except ValueError:
         return ""  # standalone prints the decode error
     if not isinstance(doc, dict):
@@ -102,12 +63,10 @@ def socket_for(stdin: bytes) -> str:
 
 def _quote(text: str) -> str:
     """`text` as a JSON string; plain printable ASCII (every CNI_* value in practice)
-    without loading `json`."""
+    as it is, without an encoder."""
     if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
         return '"' + text + '"'
-    import json
-
-    return json.dumps(text)
+    return jsoncodec.dumps(text)
 
 
 def encode_request(environ: Mapping[str, str], stdin: bytes) -> bytes:
@@ -124,12 +83,10 @@ def encode_answer(code: int, stdout: bytes) -> bytes:
 
 def split_frame(data: bytes) -> tuple[dict[str, object], bytes]:
     """A JSON header line and the payload after it; ValueError if malformed."""
-    import json
-
     head, sep, body = data.partition(b"\n")
     if not sep:
         raise ValueError("no header line")
-    doc = json.loads(head)
+    doc = jsoncodec.loads(head)
     if not isinstance(doc, dict):
         raise ValueError("header is not a JSON object")
     return doc, body
@@ -168,17 +125,13 @@ def read_all(sock: _socket.socket, *, limit: int = MAX_FRAME) -> bytes:
 
 
 def _error(cni_version: str, code: int, msg: str, details: str) -> bytes:
-    import json
-
     doc = {"cniVersion": cni_version, "code": code, "msg": msg, "details": details}
-    return json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+    return jsoncodec.dumps(doc, separators=(",", ":")).encode() + b"\n"
 
 
 def _version_of(stdin: bytes) -> str:
-    import json
-
     try:
-        doc = json.loads(stdin)
+        doc = jsoncodec.loads(stdin)
     except ValueError:
         return "1.1.0"
     value = doc.get("cniVersion") if isinstance(doc, dict) else None

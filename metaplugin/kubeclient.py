@@ -9,11 +9,11 @@ on every call (LESSONS #7, #9). Called by `sources.ApiSource`.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 
+from jaring.cni import jsoncodec
 from jaring.cni.errors import CniError, Code
 from jaring.cni.logs import get_logger
 from jaring.cni.records import record
@@ -83,7 +83,7 @@ def _parse_document(data: bytes, path: str) -> Mapping[str, Any]:
     doc: object
     if text.lstrip().startswith("{"):
         try:
-            doc = json.loads(text)
+            doc = jsoncodec.loads(text)
         except ValueError as exc:
             raise CniError(
                 Code.INVALID_CONFIG, f"kubeconfig {path} is not valid JSON", str(exc)
@@ -383,7 +383,7 @@ class KubeClient:
     ) -> dict[str, Any]:
         self._reload_config()
         url = self.url(path)
-        data = json.dumps(body).encode() if body is not None else None
+        data = jsoncodec.dumps(body).encode() if body is not None else None
         last = ""
         last_status = 0
         delay = 0.0
@@ -416,7 +416,7 @@ class KubeClient:
                 status=response.status,
             )
         try:
-            doc = json.loads(response.body)
+            doc = jsoncodec.loads(response.body)
         except ValueError as exc:
             raise KubeApiError(
                 Code.DECODE, "Kubernetes API answered non-JSON", f"{method} {url}: {exc}"
@@ -588,7 +588,7 @@ def _pem_files(cert: bytes, key: bytes) -> Iterator[tuple[str, str]]:
 def _api_message(body: bytes) -> str:
     """The `message` of a Kubernetes Status, else the start of the body."""
     try:
-        doc = json.loads(body)
+        doc = jsoncodec.loads(body)
     except ValueError:
         return body[:300].decode(errors="replace").strip()
     if isinstance(doc, dict) and isinstance(doc.get("message"), str):

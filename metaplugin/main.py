@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import sys
 
-# `typing`, `collections.abc` and `json` cost the forwarded path milliseconds: the
-# type checker alone sees the first two, the standalone path loads `json`.
+# `typing` and `collections.abc` cost the forwarded path milliseconds: the
+# type checker alone sees them.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -24,9 +24,7 @@ def setup_logging(stdin: bytes) -> None:
     `logging` is loaded and its handlers made only when a record reaches
     the configured level (`jaring.cni.logs`): a good call at the default
     level loads none of it."""
-    import json
-
-    from jaring.cni import logs
+    from jaring.cni import jsoncodec, logs
 
     levels = {
         "debug": logs.DEBUG,
@@ -35,7 +33,7 @@ def setup_logging(stdin: bytes) -> None:
         "panic": logs.CRITICAL,
     }
     try:
-        doc = json.loads(stdin)
+        doc = jsoncodec.loads(stdin)
     except ValueError:
         doc = None
     conf: Mapping[str, Any] = doc if isinstance(doc, dict) else {}

@@ -9,13 +9,12 @@ its networks"; SPECS.md NPWG runtime rules; LESSONS #1, #2, #13, #16).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 
-from jaring.cni import invoke, version
+from jaring.cni import invoke, jsoncodec, version
 from jaring.cni.errors import CniError, Code
 from jaring.cni.ids import ContainerID, IfName, NadName, Namespace, PodName, PodUID
 from jaring.cni.invoke import Executor, Runtime
@@ -495,7 +494,7 @@ class MetaPlugin:
                 continue
             conf = net.plugin_config(index, runtime_config=runtime_config)
             try:
-                executor("DEL", ipam_type, json.dumps(conf).encode(), runtime)
+                executor("DEL", ipam_type, jsoncodec.dumps(conf).encode(), runtime)
             except CniError as ipam_error:
                 log.error(
                     "DEL of %s (%s): IPAM %s release failed too: %s",
@@ -699,7 +698,7 @@ def _device_info(path: str) -> dict[str, Any] | None:
         return None
     try:
         with open(path, "rb") as handle:
-            doc = json.load(handle)
+            doc = jsoncodec.loads(handle.read())
     except (OSError, ValueError) as exc:
         log.info("no device-info at %s: %s", path, exc)
         return None

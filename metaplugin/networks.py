@@ -8,10 +8,10 @@ The cluster network is resolved the way Multus resolves `clusterNetwork`.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 
+from jaring.cni import jsoncodec
 from jaring.cni.errors import CniError, Code
 from jaring.cni.ids import NadName, Namespace
 from jaring.cni.netconf import NetworkConfig
@@ -63,7 +63,7 @@ def find_on_disk(name: str, *, conf_dir: str) -> NetworkConfig | None:
                 continue
             try:
                 with open(os.path.join(conf_dir, file_name), "rb") as fh:
-                    doc = json.loads(fh.read())
+                    doc = jsoncodec.loads(fh.read())
             except (OSError, ValueError):
                 continue
             if not isinstance(doc, dict) or doc.get("name") != name:

@@ -10,10 +10,10 @@ standard library only and pays nothing unless a pod asks for it.
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 from collections.abc import Sequence
 
+from jaring.cni import jsoncodec
 from jaring.cni.errors import CniError, Code
 
 TYPE_CHECKING = False
@@ -88,7 +88,7 @@ class NsenterLinkProbe:
         if done.returncode != 0:
             return True  # cannot tell: assume it is there (never drop state blindly)
         try:
-            links = json.loads(done.stdout or "[]")
+            links = jsoncodec.loads(done.stdout or "[]")
         except ValueError:
             return True
         return any(isinstance(i, dict) and i.get("ifname") == ifname for i in links)

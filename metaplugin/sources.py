@@ -9,12 +9,11 @@ store (a directory of manifests); `ApiSource` the Kubernetes API through
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 
+from jaring.cni import jsoncodec
 from jaring.cni.errors import CniError, Code
 from jaring.cni.ids import NadName, Namespace, PodName, PodUID
 from jaring.cni.logs import get_logger
@@ -37,7 +36,7 @@ STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status"
 EVENT_COMPONENT = "jaring"
 
 # Path-safe Kubernetes names (DNS-1123 subdomains): no '/', never '.' or '..'.
-_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-.")  # no `re` on the binary's path
 
 
 @record(frozen=True)
@@ -185,8 +184,18 @@ def _metadata(obj: object, *, kind: str, origin: str, namespace: str) -> _Meta:
     return _Meta(namespace=namespace, name=name, uid=uid, annotations=annotations)
 
 
+def is_dns1123_name(value: str) -> bool:
+    """A DNS-1123 subdomain: what Kubernetes allows as a pod or NAD name."""
+    return (
+        0 < len(value) <= 253
+        and value[0] not in "-."
+        and value[-1] not in "-."
+        and _NAME_CHARS.issuperset(value)
+    )
+
+
 def _check_name(what: str, value: str) -> None:
-    if not _NAME_RE.fullmatch(value):
+    if not is_dns1123_name(value):
         raise CniError(
             Code.INVALID_CONFIG, f"invalid {what} name {value!r}", "expected a DNS-1123 name"
         )
@@ -413,7 +422,7 @@ class LocalSource:
             "reason": reason,
             "message": message,
         }
-        line = (json.dumps(record, sort_keys=True) + "\n").encode()
+        line = (jsoncodec.dumps(record, sort_keys=True) + "\n").encode()
         try:
             self.status_dir.mkdir(parents=True, exist_ok=True)
             # One O_APPEND write per event: lines from parallel calls never interleave.
@@ -436,7 +445,7 @@ class LocalSource:
         found: list[dict[str, Any]] = []
         for line in text.splitlines():
             try:
-                doc = json.loads(line)
+                doc = jsoncodec.loads(line)
             except ValueError:
                 continue
             if isinstance(doc, dict):
@@ -513,7 +522,7 @@ def _documents(data: bytes, path: Path) -> list[object]:
     stripped = text.lstrip()
     if path.suffix == ".json" or stripped.startswith(("{", "[")):
         try:
-            return [json.loads(text)]
+            return [jsoncodec.loads(text)]
         except ValueError as exc:
             if path.suffix == ".json":
                 raise CniError(

@@ -8,9 +8,9 @@ lists the gateways of those IPs, `mtu` the interface MTU.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 
+from jaring.cni import jsoncodec
 from jaring.cni.errors import CniError, Code
 from jaring.cni.types import Result
 
@@ -77,4 +77,4 @@ def build_status(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def status_annotation(entries: Sequence[Mapping[str, Any]]) -> str:
     """Compact JSON for the pod patch."""
-    return json.dumps(list(entries), separators=(",", ":"), sort_keys=False)
+    return jsoncodec.dumps(list(entries), separators=(",", ":"), sort_keys=False)

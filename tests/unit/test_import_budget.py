@@ -25,6 +25,12 @@ FORBIDDEN = ("kopf", "kubernetes", "aiohttp", "pyroute2", "yaml", "jsonschema")
 # `subprocess` loads signal, threading, selectors and locale (~5 ms; `jaring.cni.spawn`);
 # `typing` is ~4 ms the type checker alone needs (TYPE_CHECKING blocks).
 COSTLY = ("dataclasses", "inspect", "subprocess", "typing")
+# The API path (a node's) also does without `json`, which compiles regular
+# expressions at import and so loads `re` and `enum` (~6 ms; `jaring.cni.jsoncodec`
+# drives `_json`, names are checked with character sets, error codes are plain
+# ints). A manifest directory needs pathlib, which loads `re` through fnmatch.
+# tests/api/test_binary_over_the_api_* runs a whole ADD and DEL that way.
+API_COSTLY = (*COSTLY, "json", "re", "enum")
 # -X importtime also lists imports that were only attempted: site.py probes for
 # these hooks and copy.py for Jython's `org.python.core`; none of them loads here.
 PROBES = ("sitecustomize", "usercustomize", "org")
@@ -162,7 +168,7 @@ def test_add_and_del_import_only_the_standard_library_and_jaring(tmp_path: Path)
 def test_the_api_path_loads_no_pathlib_in_the_layout_a_node_runs(tmp_path: Path) -> None:
     """The modules of a standalone ADD against the API, imported as a plain
     install lays them out (the dev venv's editable finder loads pathlib itself):
-    pathlib (~3 ms) is for manifest directories only, and none of COSTLY loads."""
+    pathlib (~3 ms) is for manifest directories only, and none of API_COSTLY loads."""
     import jaring.cni
     import jaring.metaplugin
 
@@ -178,7 +184,7 @@ def test_the_api_path_loads_no_pathlib_in_the_layout_a_node_runs(tmp_path: Path)
         "print(sorted(m for m in ('pathlib', *sys.argv[1:]) if m in sys.modules))"
     )
     done = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", code, *COSTLY],
+        [sys.executable, "-I", "-S", "-c", code, *API_COSTLY],
         capture_output=True,
         text=True,
         check=True,

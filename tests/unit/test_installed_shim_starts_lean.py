@@ -29,6 +29,7 @@ PACKAGES = ("cni", "metaplugin", "delegates", "operator")
 # What the forwarded call may import after the interpreter's own start-up.
 FORWARD_PATH = {"jaring", "jaring.metaplugin", "jaring.metaplugin.main"}
 FORWARD_PATH |= {"jaring.metaplugin.forward", "_socket", "_json", "__future__"}
+FORWARD_PATH |= {"jaring.cni", "jaring.cni.jsoncodec"}  # the config's daemonSocket, read on _json
 CANNED = b'{"cniVersion":"1.0.0","ips":[{"address":"10.9.9.9/24"}]}\n'
 
 
