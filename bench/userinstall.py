@@ -9,6 +9,7 @@ runtime tree, and writes the `jaring` shim jaring-install would put in
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -52,6 +53,10 @@ def user_install(tmp: Path) -> UserInstall | None:
     shim.parent.mkdir()
     shim.write_bytes(shim_script(venv))
     shim.chmod(0o755)
+    # A node's tree was written long before its pods start. Unflushed, pip's
+    # megabytes are paid for by the first fsyncs timed (jaring's cache, LESSONS #1):
+    # ~8 ms per ADD for the next half minute on this machine.
+    os.sync()
     return UserInstall(tree=venv, jaring=shim, bin=venv / "bin")
 
 

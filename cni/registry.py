@@ -8,8 +8,6 @@ Each named module exposes `PLUGIN`, an object satisfying `plugin.Plugin`.
 
 from __future__ import annotations
 
-import importlib
-
 from .errors import CniError, Code
 from .plugin import Plugin
 
@@ -33,6 +31,8 @@ def load(plugin_type: str) -> Plugin:
     module_name = NATIVE.get(plugin_type)
     if module_name is None:
         raise CniError(Code.INVALID_CONFIG, "no native plugin for type", plugin_type)
+    import importlib  # with `warnings`, ~0.5 ms the binary's exec-only path does without
+
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

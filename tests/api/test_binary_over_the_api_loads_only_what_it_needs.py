@@ -2,7 +2,8 @@
 (`-I -S`, the package laid out as a plain install), load none of the modules
 that cost every call milliseconds: not `ssl.py`, `socket.py`, `selectors`,
 `urllib.parse` or the IDNA codec (`apiconn` talks to `_socket` and `_ssl`);
-not `json`, `re` or `enum` (`jsoncodec` drives `_json`); not `pathlib`,
+not `json`, `re` or `enum` (`jsoncodec` drives `_json`); not `importlib`
+(the registry loads it for native delegates only); not `pathlib`,
 `typing`, `dataclasses`, `inspect` or `subprocess` (tests/unit/test_import_budget.py
 says why). The calls themselves must still do their work: the result, the
 network-status PATCH, the token."""
@@ -25,6 +26,7 @@ from .scripted import Answer, Pki, Script, serve
 UNWANTED = (
     "ssl", "socket", "selectors", "urllib", "encodings.idna", "base64",
     "json", "re", "enum", "pathlib", "typing", "dataclasses", "inspect", "subprocess",
+    "importlib", "warnings",
 )  # fmt: skip
 POD_PATH = "/api/v1/namespaces/ns/pods/web"
 NAD_PATH = "/apis/k8s.cni.cncf.io/v1/namespaces/ns/network-attachment-definitions/data"
