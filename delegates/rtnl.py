@@ -9,6 +9,7 @@ ADD. `vfcontrol` adds SR-IOV VF attributes on top. Linux rtnetlink(7).
 
 from __future__ import annotations
 
+import _thread
 import itertools
 import os
 import socket
@@ -73,6 +74,9 @@ INFO_DATA = {
     "ipvlan": {1: ("IFLA_IPVLAN_MODE", "H")},
 }
 RECV_SIZE = 1 << 20
+SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, NETLINK_DROP_MEMBERSHIP = 270, 1, 2
+RTNLGRP_LINK = 1
+WAIT_POLL = 0.05  # s: how often a wait for a notification looks at its sender
 
 
 class NetlinkError(OSError):
@@ -363,10 +367,11 @@ class Rtnl:
         if command == "dump":
             return [_decode_link(b) for b in self._request(RTM_GETLINK, F_DUMP, ifinfomsg())]
         if command == "del":
-            body = ifinfomsg(index=kw.get("index", 0))
+            index = kw.get("index", 0)
+            body = ifinfomsg(index=index)
             if "ifname" in kw:
                 body += attr(IFLA["IFLA_IFNAME"], _str(kw["ifname"]))
-            self._request(RTM_DELLINK, F_ACK, body)
+            self._delete_link(body, index=index, ifname=kw.get("ifname", ""))
             return []
         if command == "add":
             body = ifinfomsg() + _link_attrs(kw)
@@ -383,6 +388,54 @@ class Rtnl:
             self._request(RTM_NEWLINK, F_ACK, body)
             return []
         raise ValueError(f"unsupported link command {command!r}")
+
+    def _delete_link(self, body: bytes, *, index: int, ifname: str) -> None:
+        """RTM_DELLINK that returns once the kernel has unregistered the link.
+
+        The kernel acknowledges a deletion only after an RCU barrier and the
+        device's last references: 10-50 ms, most of a DEL, while the link left
+        the namespace (and its RTM_DELLINK notification went out) within a
+        millisecond. So the request goes out from a thread, this socket joins
+        the link group while it waits, and the call returns at the notification
+        of our link, or raises the request's error (ENODEV: there was none). The
+        late ACK carries this request's sequence number: later requests skip it,
+        as they skip notifications queued before the group was left.
+        """
+        seq = next(self._seq)
+        request = struct.pack("=IHHII", 16 + len(body), RTM_DELLINK, F_REQUEST | F_ACK, seq, 0)
+        request += body
+        outcome: list[BaseException | None] = []
+
+        def send() -> None:  # blocks in the kernel until the ACK is queued
+            try:
+                self.sock.send(request)
+            except BaseException as exc:  # handed to the waiting caller
+                outcome.append(exc)
+            else:
+                outcome.append(None)
+
+        self.sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, RTNLGRP_LINK)
+        try:
+            self.sock.settimeout(WAIT_POLL)
+            _thread.start_new_thread(send, ())  # no `threading`: binaries use this too
+            while True:
+                try:
+                    data = self.sock.recv(RECV_SIZE)
+                except TimeoutError:
+                    if outcome and outcome[0] is not None:
+                        raise outcome[0] from None
+                    continue  # the ACK is still to come
+                for mtype, mseq, reply in _messages(data):
+                    if mtype == NLMSG_ERROR and mseq == seq:
+                        code = -struct.unpack_from("=i", reply)[0]
+                        if code:
+                            raise NetlinkError(code)
+                        return  # acknowledged before a notification was read
+                    if mtype == RTM_DELLINK and _is_link(reply, index=index, ifname=ifname):
+                        return
+        finally:
+            self.sock.settimeout(None)
+            self.sock.setsockopt(SOL_NETLINK, NETLINK_DROP_MEMBERSHIP, RTNLGRP_LINK)
 
     def link_raw(self, index: int, extra: bytes = b"") -> bytes:
         """RTM_GETLINK of one link, undecoded (ifinfomsg + attributes)."""
@@ -472,6 +525,27 @@ class Rtnl:
         flags = F_ACK | F_CREATE | (F_APPEND if command == "append" else F_EXCL)
         self._request(RTM_NEWROUTE, flags, body)
         return []
+
+
+def _messages(data: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """(type, sequence number, body) of each netlink message in a datagram."""
+    offset = 0
+    while offset + 16 <= len(data):
+        length, mtype, _, mseq, _ = struct.unpack_from("=IHHII", data, offset)
+        yield mtype, mseq, data[offset + 16 : offset + length]
+        offset += (length + 3) & ~3
+
+
+def _is_link(body: bytes, *, index: int, ifname: str) -> bool:
+    """An ifinfomsg body names the link asked for (by index, else by name)."""
+    if len(body) < 16:
+        return False
+    if index:
+        return bool(struct.unpack_from("=i", body, 4)[0] == index)
+    return any(
+        kind == IFLA["IFLA_IFNAME"] and _cstr(payload) == ifname
+        for kind, payload in _attrs(body, 16)
+    )
 
 
 def _table(msg: Msg) -> int:
