@@ -10,6 +10,7 @@ ADD. `vfcontrol` adds SR-IOV VF attributes on top. Linux rtnetlink(7).
 from __future__ import annotations
 
 import _thread
+import errno
 import itertools
 import os
 import socket
@@ -418,24 +419,50 @@ class Rtnl:
         try:
             self.sock.settimeout(WAIT_POLL)
             _thread.start_new_thread(send, ())  # no `threading`: binaries use this too
-            while True:
-                try:
-                    data = self.sock.recv(RECV_SIZE)
-                except TimeoutError:
-                    if outcome and outcome[0] is not None:
-                        raise outcome[0] from None
-                    continue  # the ACK is still to come
-                for mtype, mseq, reply in _messages(data):
-                    if mtype == NLMSG_ERROR and mseq == seq:
-                        code = -struct.unpack_from("=i", reply)[0]
-                        if code:
-                            raise NetlinkError(code)
-                        return  # acknowledged before a notification was read
-                    if mtype == RTM_DELLINK and _is_link(reply, index=index, ifname=ifname):
-                        return
+            if self._wait_deleted(seq, outcome, index=index, ifname=ifname):
+                return
         finally:
             self.sock.settimeout(None)
             self.sock.setsockopt(SOL_NETLINK, NETLINK_DROP_MEMBERSHIP, RTNLGRP_LINK)
+        # The request went through but neither its notification nor its ACK
+        # came: a burst of notifications overran the socket. Ask the kernel.
+        body = ifinfomsg(index=index) + (attr(IFLA["IFLA_IFNAME"], _str(ifname)) if ifname else b"")
+        try:
+            self._request(RTM_GETLINK, 0, body)
+        except NetlinkError as exc:
+            if exc.errno == errno.ENODEV:
+                return  # gone, as asked
+            raise
+        raise NetlinkError(errno.EIO, "link deletion not acknowledged and the link is still there")
+
+    def _wait_deleted(
+        self, seq: int, outcome: list[BaseException | None], *, index: int, ifname: str
+    ) -> bool:
+        """True at our link's RTM_DELLINK notification or a good ACK; raises the
+        request's error; False when the request completed and nothing came."""
+        waited_after_send = False
+        while True:
+            try:
+                data = self.sock.recv(RECV_SIZE)
+            except TimeoutError:
+                if outcome and outcome[0] is not None:
+                    raise outcome[0] from None
+                if outcome and waited_after_send:
+                    return False  # sent a poll ago: its ACK was lost with the overrun
+                waited_after_send = bool(outcome)
+                continue  # the ACK is still to come
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:  # notifications overran the buffer
+                    continue
+                raise
+            for mtype, mseq, reply in _messages(data):
+                if mtype == NLMSG_ERROR and mseq == seq:
+                    code = -struct.unpack_from("=i", reply)[0]
+                    if code:
+                        raise NetlinkError(code)
+                    return True  # acknowledged before a notification was read
+                if mtype == RTM_DELLINK and _is_link(reply, index=index, ifname=ifname):
+                    return True
 
     def link_raw(self, index: int, extra: bytes = b"") -> bytes:
         """RTM_GETLINK of one link, undecoded (ifinfomsg + attributes)."""

@@ -1,7 +1,9 @@
 """The lean rtnetlink client under the link plugins: requests it builds, replies it reads.
 
 No root needed: encoding is checked byte-structurally, and a GETLINK of `lo`
-and of a missing link go to the real kernel (reads are unprivileged).
+and of a missing link go to the real kernel (reads are unprivileged). A link
+deletion whose notification and ACK were lost in an overrun asks the kernel
+instead of waiting forever (a fake socket; the real deletion is tests/netns').
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import errno
 import socket
 import struct
+import time
 import uuid
 
 import pytest
@@ -74,3 +77,76 @@ def test_dump_returns_every_link_and_address_family_filter_holds() -> None:
         v4 = ipr.addr("dump", family=socket.AF_INET)
     assert "lo" in names
     assert all(m["family"] == socket.AF_INET for m in v4)
+
+
+class OverrunSocket:
+    """A netlink socket whose link-group wait never sees the deletion (a burst of
+    notifications overran it): `notify` says what the wait reads instead."""
+
+    def __init__(self, *, notify: list[bytes | OSError], link_left: bool) -> None:
+        self.notify = notify
+        self.link_left = link_left
+        self.sent: list[bytes] = []
+        self.timeout: float | None = None
+
+    def setsockopt(self, *args: int) -> None:
+        pass
+
+    def settimeout(self, value: float | None) -> None:
+        self.timeout = value
+
+    def send(self, data: bytes) -> int:
+        self.sent.append(data)
+        return len(data)
+
+    def recv(self, size: int) -> bytes:
+        if self.timeout is not None:  # the wait for the notification
+            if self.notify and self.sent:  # nothing comes before the request went out
+                item = self.notify.pop(0)
+                if isinstance(item, OSError):
+                    raise item
+                return item
+            time.sleep(0.001)
+            raise TimeoutError
+        seq = struct.unpack_from("=IHHII", self.sent[-1])[3]  # the GETLINK asked after
+        if self.link_left:
+            return message(rtnl.RTM_NEWLINK, seq, rtnl.ifinfomsg(index=7))
+        return message(rtnl.NLMSG_ERROR, seq, struct.pack("=i", -errno.ENODEV) + bytes(16))
+
+    def close(self) -> None:
+        pass
+
+
+def message(kind: int, seq: int, body: bytes) -> bytes:
+    return struct.pack("=IHHII", 16 + len(body), kind, 0, seq, 0) + body
+
+
+def overrun(notify: list[bytes | OSError], *, link_left: bool) -> tuple[rtnl.Rtnl, OverrunSocket]:
+    ipr = rtnl.Rtnl()
+    ipr.sock.close()
+    fake = OverrunSocket(notify=notify, link_left=link_left)
+    ipr.sock = fake  # type: ignore[assignment]  # a fake socket
+    return ipr, fake
+
+
+def test_a_deletion_whose_ack_was_overrun_asks_the_kernel_and_succeeds_when_gone() -> None:
+    ipr, fake = overrun([], link_left=False)
+    ipr.link("del", ifname="net1")  # neither notification nor ACK: GETLINK says ENODEV
+    kinds = [struct.unpack_from("=IHHII", sent)[1] for sent in fake.sent]
+    assert kinds == [rtnl.RTM_DELLINK, rtnl.RTM_GETLINK]
+
+
+def test_a_deletion_whose_ack_was_overrun_fails_when_the_link_is_still_there() -> None:
+    ipr, _ = overrun([], link_left=True)
+    with pytest.raises(rtnl.NetlinkError) as info:
+        ipr.link("del", ifname="net1")
+    assert info.value.code == errno.EIO
+
+
+def test_an_overrun_before_the_notification_is_read_past() -> None:
+    name = rtnl.attr(rtnl.IFLA["IFLA_IFNAME"], b"net1\0")
+    gone = message(rtnl.RTM_DELLINK, 0, rtnl.ifinfomsg(index=9) + name)
+    other = message(rtnl.RTM_DELLINK, 0, rtnl.ifinfomsg(index=8) + rtnl.attr(3, b"net2\0"))
+    ipr, fake = overrun([OSError(errno.ENOBUFS, "overrun"), other, gone], link_left=True)
+    ipr.link("del", ifname="net1")  # returns at net1's notification, never asks
+    assert [struct.unpack_from("=IHHII", sent)[1] for sent in fake.sent] == [rtnl.RTM_DELLINK]
