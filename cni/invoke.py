@@ -10,7 +10,6 @@ prevResult on ADD, reverse order on DEL, CHECK in order with the result.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
 
 from . import jsoncodec, registry, spawn
 from . import version as versions
@@ -23,6 +22,7 @@ from .types import Result
 # `typing` costs the binary ~4 ms a call: the type checker alone reads it.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Any, Protocol
 else:
     Protocol = object  # the classes below are only ever checked statically

@@ -7,8 +7,6 @@ meta-plugin calls native delegates (found by `registry`) with the same
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from . import jsoncodec
 from .errors import CniError, Code
 from .records import field, record
@@ -17,6 +15,7 @@ from .types import Result
 # `typing` costs the binary ~4 ms a call: the type checker alone reads it.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any, Protocol
 else:
     Protocol = object  # the classes below are only ever checked statically

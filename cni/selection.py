@@ -9,10 +9,7 @@ webhook, so what the webhook admits is exactly what jaring can attach
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Mapping, Sequence
-
-from . import jsoncodec
+from . import inet, jsoncodec
 from .errors import CniError, Code
 from .ids import IfName, NadName, Namespace
 from .records import field, record
@@ -20,6 +17,7 @@ from .records import field, record
 # `typing` costs the binary ~4 ms a call: the type checker alone reads it.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
@@ -131,14 +129,9 @@ def _short_item(where: str, item: str, pod_namespace: Namespace) -> Attachment:
 
 
 def _is_ip(text: str, *, cidr: bool) -> bool:
-    try:
-        if cidr and "/" in text:
-            ipaddress.ip_interface(text)
-        else:
-            ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+    if cidr and "/" in text:
+        return inet.interface_version(text) != 0
+    return inet.address_version(text) != 0
 
 
 def _str_list(where: str, doc: Mapping[str, Any], key: str, *, cidr: bool) -> tuple[str, ...]:

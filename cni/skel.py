@@ -9,7 +9,6 @@ in the config's cniVersion, or the spec's error (SPEC.md "Section 3").
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 
 from . import jsoncodec
 from . import version as versions
@@ -20,6 +19,7 @@ from .plugin import COMMANDS, Plugin, Request, decode_config, parse_cni_args
 # `typing` costs the binary ~4 ms a call: the type checker alone reads it.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import NoReturn
 
 log = get_logger(__name__)

@@ -9,8 +9,7 @@ mtu/advmss/priority/table/scope).
 
 from __future__ import annotations
 
-import ipaddress
-
+from . import inet
 from . import version as versions
 from .errors import CniError, Code
 from .records import field, record, replace
@@ -55,22 +54,16 @@ def _obj(value: object, where: str) -> dict[str, Any]:
 
 
 def _cidr(value: str, where: str) -> str:
-    try:
-        ipaddress.ip_interface(value)
-    except ValueError:
-        raise CniError(Code.DECODE, f"invalid result: {where} is not an IP/prefix", value) from None
+    if not inet.interface_version(value):
+        raise CniError(Code.DECODE, f"invalid result: {where} is not an IP/prefix", value)
     if "/" not in value:
         raise CniError(Code.DECODE, f"invalid result: {where} lacks a prefix length", value)
     return value
 
 
 def _ip(value: str, where: str) -> str:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise CniError(
-            Code.DECODE, f"invalid result: {where} is not an IP address", value
-        ) from None
+    if not inet.address_version(value):
+        raise CniError(Code.DECODE, f"invalid result: {where} is not an IP address", value)
     return value
 
 
@@ -122,7 +115,7 @@ class IPConfig:
 
     @property
     def family(self) -> int:
-        return ipaddress.ip_interface(self.address).version
+        return inet.interface_version(self.address)
 
     @classmethod
     def from_json(cls, doc: object, where: str = "ips[]") -> IPConfig:
@@ -166,12 +159,8 @@ class Route:
         dst = _str(d, "dst", where)
         if not dst:
             raise CniError(Code.DECODE, f"invalid result: {where}.dst is required")
-        try:
-            ipaddress.ip_network(dst, strict=False)
-        except ValueError:
-            raise CniError(
-                Code.DECODE, f"invalid result: {where}.dst is not a network", dst
-            ) from None
+        if not inet.interface_version(dst):  # = ip_network(dst, strict=False)
+            raise CniError(Code.DECODE, f"invalid result: {where}.dst is not a network", dst)
         gw = _str(d, "gw", where)
         if gw:
             _ip(gw, f"{where}.gw")

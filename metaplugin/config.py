@@ -7,8 +7,6 @@ jaring's own keys. Parsed once per call into a frozen `MetaConfig`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from jaring.cni import version as versions
 from jaring.cni.errors import CniError, Code
 from jaring.cni.records import record
@@ -16,6 +14,7 @@ from jaring.cni.records import record
 # `typing` costs the binary ~4 ms a call: the type checker alone reads it.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 DEFAULT_CONF_DIR = "/etc/cni/jaring/net.d"

@@ -9,8 +9,6 @@ attachment order, and hands each delegate its `deviceID` (and runtimeConfig
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from jaring.cni import jsoncodec
 from jaring.cni.errors import CniError, Code
 from jaring.cni.netconf import NetworkConfig
@@ -19,6 +17,7 @@ from jaring.cni.records import field, record
 # `typing` costs the binary ~4 ms a call: the type checker alone reads it.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 RESOURCE_ANNOTATION = "k8s.v1.cni.cncf.io/resourceName"

@@ -9,7 +9,6 @@ The cluster network is resolved the way Multus resolves `clusterNetwork`.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 from jaring.cni import jsoncodec
 from jaring.cni.errors import CniError, Code
@@ -18,7 +17,11 @@ from jaring.cni.netconf import NetworkConfig
 
 from .sources import NadInfo
 
-NadLookup = Callable[[Namespace, NadName], "NadInfo | None"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    NadLookup = Callable[[Namespace, NadName], "NadInfo | None"]
 
 _CONF_SUFFIXES = (".conflist", ".conf", ".json")
 

@@ -8,8 +8,6 @@ the ADD with nothing to roll back (NPWG "any setup failure fails the ADD").
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-
 from jaring.cni import selection
 from jaring.cni.errors import CniError, Code
 from jaring.cni.ids import IfName, NadName, Namespace
@@ -25,13 +23,14 @@ from .sources import NadInfo, PodInfo
 # `typing` costs the binary ~4 ms a call: the type checker alone reads it.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
     from typing import Any
+
+    NadLookup = Callable[[Namespace, NadName], "NadInfo | None"]
 
 log = get_logger(__name__)
 
 STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status"
-
-NadLookup = Callable[[Namespace, NadName], "NadInfo | None"]
 
 
 @record(frozen=True)

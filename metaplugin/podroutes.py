@@ -9,16 +9,15 @@ standard library only and pays nothing unless a pod asks for it.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-from collections.abc import Sequence
 
-from jaring.cni import jsoncodec
+from jaring.cni import inet, jsoncodec
 from jaring.cni.errors import CniError, Code
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # subprocess loads with the calls that run `ip`: most pods never need them
     import subprocess
+    from collections.abc import Sequence
     from typing import Protocol
 else:
     Protocol = object  # the classes below are only ever checked statically
@@ -47,7 +46,7 @@ class NsenterRouteEditor:
 
     def set_default_routes(self, *, netns: str, ifname: str, gateways: Sequence[str]) -> None:
         for gateway in gateways:
-            family = "-6" if ipaddress.ip_address(gateway).version == 6 else "-4"
+            family = "-6" if inet.address_version(gateway) == 6 else "-4"
             # Removing every default route of the family first: there is one
             # per family after the cluster network; a missing one is fine.
             while self._ip(netns, family, "route", "del", "default").returncode == 0:

@@ -7,14 +7,13 @@ runtimeConfig for the cluster network. Called by `plan.py` while planning ADD.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from jaring.cni.errors import CniError, Code
 from jaring.cni.selection import Attachment
 
 # `typing` costs the binary ~4 ms a call: the type checker alone reads it.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 # Attachment field -> runtimeConfig key (= the capability a plugin declares).

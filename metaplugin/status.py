@@ -8,8 +8,6 @@ lists the gateways of those IPs, `mtu` the interface MTU.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 from jaring.cni import jsoncodec
 from jaring.cni.errors import CniError, Code
 from jaring.cni.types import Result
@@ -17,6 +15,7 @@ from jaring.cni.types import Result
 # `typing` costs the binary ~4 ms a call: the type checker alone reads it.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jaring.cni.errors import CniError
+from jaring.cni.errors import CniError, Code
 from jaring.cni.invoke import PluginNotFoundError
 from jaring.cni.plugin import Request
 from jaring.metaplugin.meta import Environment, MetaPlugin
@@ -121,6 +121,28 @@ def test_failing_delegate_at_any_position_rolls_back_every_attachment(
     assert ("default", "p1") not in h.source.statuses
     added = [c for c in h.executor.calls if c[0] == "ADD"]
     assert added[-1][1] == failing  # nothing after the failure was attempted
+
+
+def test_an_unexpected_failure_rolls_back_too_and_is_code_999(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h.source.pod("default", "p1", networks="net-a,net-b")
+    real = FakeExecutor.__call__
+
+    def flaky(
+        self: FakeExecutor, command: str, plugin_type: str, stdin: bytes, runtime: Any
+    ) -> dict[str, Any] | None:
+        if command == "ADD" and json.loads(stdin)["name"] == "net-b":
+            raise RuntimeError("boom")
+        return real(self, command, plugin_type, stdin, runtime)
+
+    monkeypatch.setattr(FakeExecutor, "__call__", flaky)
+    with pytest.raises(CniError) as err:
+        h.plugin.add(h.req("ADD"))
+    assert (err.value.code, err.value.msg) == (Code.OTHER, "ADD failed")
+    assert "RuntimeError: boom" in err.value.details
+    assert h.executor.links == {}
+    assert h.cache_files() == []
 
 
 def test_missing_nad_fails_before_any_delegate_runs(h: Harness) -> None:
