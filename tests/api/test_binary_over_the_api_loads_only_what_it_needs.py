@@ -4,10 +4,10 @@ that cost every call milliseconds: not `ssl.py`, `socket.py`, `selectors`,
 `urllib.parse` or the IDNA codec (`apiconn` talks to `_socket` and `_ssl`);
 not `json`, `re` or `enum` (`jsoncodec` drives `_json`); not `importlib`
 (the registry loads it for native delegates only); not `ipaddress` (`inet`
-checks addresses), `contextlib`, `collections` or `functools`; not `pathlib`,
-`typing`, `dataclasses`, `inspect` or `subprocess` (tests/unit/test_import_budget.py
-says why). The calls themselves must still do their work: the result, the
-network-status PATCH, the token."""
+checks addresses), `contextlib`, `collections`, `functools` or `operator`;
+not `pathlib`, `typing`, `dataclasses`, `inspect` or `subprocess`
+(tests/unit/test_import_budget.py says why). The calls themselves must still
+do their work: the result, the network-status PATCH, the token."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from .scripted import Answer, Pki, Script, serve
 UNWANTED = (
     "ssl", "socket", "selectors", "urllib", "encodings.idna", "base64",
     "json", "re", "enum", "pathlib", "typing", "dataclasses", "inspect", "subprocess",
-    "importlib", "warnings", "ipaddress", "contextlib", "collections", "functools",
+    "importlib", "warnings", "ipaddress", "contextlib", "collections", "functools", "operator",
 )  # fmt: skip
 POD_PATH = "/api/v1/namespaces/ns/pods/web"
 NAD_PATH = "/apis/k8s.cni.cncf.io/v1/namespaces/ns/network-attachment-definitions/data"
