@@ -425,8 +425,8 @@ class Rtnl:
             self.sock.settimeout(None)
             self.sock.setsockopt(SOL_NETLINK, NETLINK_DROP_MEMBERSHIP, RTNLGRP_LINK)
         # The request went through but neither its notification nor its ACK
-        # came: a burst of notifications overran the socket. Ask the kernel.
-        body = ifinfomsg(index=index) + (attr(IFLA["IFLA_IFNAME"], _str(ifname)) if ifname else b"")
+        # came: a burst of notifications overran the socket. Ask the kernel
+        # (the same ifinfomsg and name select the link for a GETLINK).
         try:
             self._request(RTM_GETLINK, 0, body)
         except NetlinkError as exc:

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from typing import Any
 
+    from .networks import NadLookup
+
 log = get_logger(__name__)
 
 VALID_ATTACHMENTS_KEYS = ("cni.dev/valid-attachments", "cni.dev/attachments")
@@ -722,7 +724,7 @@ def _is_default(route: Route, families: set[int]) -> bool:
     return False
 
 
-def _lookup(source: Source | None) -> planning.NadLookup | None:
+def _lookup(source: Source | None) -> NadLookup | None:
     if source is None:
         return None
 

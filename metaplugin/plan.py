@@ -18,7 +18,7 @@ from jaring.cni.selection import NETWORKS_ANNOTATION, Attachment, NetworkRef
 
 from . import devices, networks, runtimeconf
 from .config import MetaConfig
-from .sources import NadInfo, PodInfo
+from .sources import PodInfo
 
 # `typing` costs the binary ~4 ms a call: the type checker alone reads it.
 TYPE_CHECKING = False
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any
 
-    NadLookup = Callable[[Namespace, NadName], "NadInfo | None"]
+    from .networks import NadLookup
 
 log = get_logger(__name__)
 
