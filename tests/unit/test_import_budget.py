@@ -165,19 +165,26 @@ def test_add_and_del_import_only_the_standard_library_and_jaring(tmp_path: Path)
         assert not {t for t in outside if not t.startswith("_")}, sorted(outside)
 
 
+def plain_layout(root: Path, *subpackages: str) -> Path:
+    """`jaring.<sub>` as a plain install lays them out under `root` (the dev
+    venv's editable finder loads pathlib and re itself); `root` is for sys.path."""
+    import importlib
+
+    tree = root / "jaring"
+    tree.mkdir(parents=True)
+    for sub in subpackages:
+        package = importlib.import_module(f"jaring.{sub}")
+        (tree / sub).symlink_to(Path(str(package.__file__)).parent)
+    return root
+
+
 def test_the_api_path_loads_no_pathlib_in_the_layout_a_node_runs(tmp_path: Path) -> None:
     """The modules of a standalone ADD against the API, imported as a plain
     install lays them out (the dev venv's editable finder loads pathlib itself):
     pathlib (~3 ms) is for manifest directories only, and none of API_COSTLY loads."""
-    import jaring.cni
-    import jaring.metaplugin
-
-    tree = tmp_path / "jaring"
-    tree.mkdir()
-    for package in (jaring.cni, jaring.metaplugin):
-        (tree / package.__name__.split(".")[-1]).symlink_to(Path(package.__file__).parent)
+    site = plain_layout(tmp_path, "cni", "metaplugin")
     code = (
-        f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+        f"import sys; sys.path.insert(0, {str(site)!r})\n"
         "import jaring.metaplugin.main, jaring.metaplugin.meta, jaring.metaplugin.sources\n"
         "import jaring.metaplugin.kubeclient, jaring.cni.skel\n"
         "assert jaring.metaplugin.meta.__file__.startswith(sys.path[0])\n"

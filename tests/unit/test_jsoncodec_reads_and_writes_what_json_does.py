@@ -17,6 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jaring.cni import jsoncodec
 
+from .test_import_budget import plain_layout
+
 SCALARS = (
     st.none()
     | st.booleans()
@@ -108,12 +110,9 @@ def test_a_circular_document_fails_as_json_dumps_fails() -> None:
 def test_reading_and_writing_load_neither_json_nor_re(tmp_path: Path) -> None:
     # -I -S and jaring.cni laid out as a plain install: the dev venv's editable
     # finder loads `re` itself.
-    import jaring.cni
-
-    (tmp_path / "jaring").mkdir()
-    (tmp_path / "jaring" / "cni").symlink_to(Path(jaring.cni.__file__).parent)
+    site = plain_layout(tmp_path, "cni")
     code = (
-        f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+        f"import sys; sys.path.insert(0, {str(site)!r})\n"
         "from jaring.cni import jsoncodec\n"
         'doc = jsoncodec.loads(b\'{"a": [1, 2.5, null, "\\\\u00e9"]}\')\n'
         "text = jsoncodec.dumps(doc, separators=(',', ':'))\n"
