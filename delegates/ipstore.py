@@ -81,14 +81,24 @@ class Store:
         return True
 
     def _write_last(self, range_id: int, value: str) -> None:
+        """Overwrite the hint in place, under the store's lock, as the reference
+        does (it truncates first).
+
+        Neither O_TRUNC nor a temp file renamed over it: ext4 starts writing out
+        a file truncated to zero, or renamed over another, at close or rename
+        (auto_da_alloc), ~0.2-0.5 ms a call. Overwriting the bytes and trimming
+        the tail is not. A crash between the two leaves a longer address or
+        garbage: only a hint where the search starts, which both plugins check
+        against the range and ignore when unusable.
+        """
         path = os.path.join(self.dir, f"{LAST_IP_PREFIX}{range_id}")
-        temp = os.path.join(self.dir, f"{TEMP_PREFIX}{os.getpid()}.last")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        data = value.encode()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
-            os.write(fd, value.encode())
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
         finally:
             os.close(fd)
-        os.replace(temp, path)
 
     def last_reserved(self, range_id: int) -> IPAddress | None:
         """The last address reserved in a range set; None if unknown or unreadable."""

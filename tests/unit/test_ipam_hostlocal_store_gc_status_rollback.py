@@ -54,6 +54,27 @@ def test_store_files_have_the_reference_bytes_and_modes(tmp_path: Path) -> None:
     assert sorted(p.name for p in store.iterdir()) == ["10.5.0.2", "last_reserved_ip.0", "lock"]
 
 
+def test_last_reserved_ip_is_rewritten_in_place_without_a_stale_tail(tmp_path: Path) -> None:
+    # A longer address, then a shorter one: the file holds exactly the new one
+    # (the reference reads it whole, without trimming), in the same file.
+    config = conf(tmp_path, rangeStart="10.5.0.100")
+    PLUGIN.add(request("ADD", config, cid="a"))
+    last = tmp_path / "net" / "last_reserved_ip.0"
+    assert last.read_bytes() == b"10.5.0.100"
+    inode = last.stat().st_ino
+    narrow = conf(tmp_path, rangeStart="10.5.0.9", rangeEnd="10.5.0.9")
+    PLUGIN.add(request("ADD", narrow, cid="b"))
+    assert last.read_bytes() == b"10.5.0.9"
+    assert last.stat().st_ino == inode
+    assert stat.S_IMODE(last.stat().st_mode) == 0o644
+    assert sorted(p.name for p in (tmp_path / "net").iterdir()) == [
+        "10.5.0.100",
+        "10.5.0.9",
+        "last_reserved_ip.0",
+        "lock",
+    ]
+
+
 def test_default_data_dir_is_used_without_data_dir(tmp_path: Path) -> None:
     plugin = HostLocal(default_data_dir=str(tmp_path / "networks"))
     plugin.add(request("ADD", conf(None)))
