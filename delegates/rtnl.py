@@ -74,7 +74,9 @@ INFO_DATA = {
     "macvlan": {1: ("IFLA_MACVLAN_MODE", "I")},
     "ipvlan": {1: ("IFLA_IPVLAN_MODE", "H")},
 }
-RECV_SIZE = 1 << 20
+# A peek at a datagram's size. One byte: Python skips the call for an empty
+# buffer. Shared by all threads; what lands in it is never read.
+_PEEK = bytearray(1)
 SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, NETLINK_DROP_MEMBERSHIP = 270, 1, 2
 RTNLGRP_LINK = 1
 WAIT_POLL = 0.05  # s: how often a wait for a notification looks at its sender
@@ -332,6 +334,13 @@ class Rtnl:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _recv(self) -> bytes:
+        """The next datagram, read at its own size (asked first with a peek):
+        a fixed megabyte-sized `recv` maps and unmaps that megabyte for every
+        reply, ~40 of the ~90 us a request takes."""
+        size = self.sock.recv_into(_PEEK, 1, socket.MSG_PEEK | socket.MSG_TRUNC)
+        return self.sock.recv(max(size, 1))
+
     def _request(self, kind: int, flags: int, body: bytes) -> list[bytes]:
         """Send one request; the bodies of the replies (dump or single), or [] on ACK."""
         seq = next(self._seq)
@@ -339,7 +348,7 @@ class Rtnl:
         self.sock.send(header + body)
         bodies: list[bytes] = []
         while True:
-            data = self.sock.recv(RECV_SIZE)
+            data = self._recv()
             offset = 0
             while offset + 16 <= len(data):
                 length, mtype, mflags, mseq, _ = struct.unpack_from("=IHHII", data, offset)
@@ -443,7 +452,7 @@ class Rtnl:
         waited_after_send = False
         while True:
             try:
-                data = self.sock.recv(RECV_SIZE)
+                data = self._recv()
             except TimeoutError:
                 if outcome and outcome[0] is not None:
                     raise outcome[0] from None

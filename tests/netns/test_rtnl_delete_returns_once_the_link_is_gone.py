@@ -86,13 +86,13 @@ def test_the_socket_leaves_the_link_group_after_a_deletion(pod: str) -> None:
             assert links.delete(ipr, host) is True
             ipr.sock.settimeout(5)
             while True:  # drain up to the late ACK (and notifications of this deletion)
-                data = ipr.sock.recv(rtnl.RECV_SIZE)
+                data = ipr.sock.recv(1 << 20)
                 if any(kind == rtnl.NLMSG_ERROR for kind, _, _ in rtnl._messages(data)):
                     break
             pair("add")
             pair("del")
             ipr.sock.setblocking(False)
             with pytest.raises(BlockingIOError):
-                ipr.sock.recv(rtnl.RECV_SIZE)
+                ipr.sock.recv(1 << 20)
     finally:
         pair("del")

@@ -88,6 +88,7 @@ class OverrunSocket:
         self.link_left = link_left
         self.sent: list[bytes] = []
         self.timeout: float | None = None
+        self.pending: bytes | None = None  # peeked at, not yet read
 
     def setsockopt(self, *args: int) -> None:
         pass
@@ -99,7 +100,7 @@ class OverrunSocket:
         self.sent.append(data)
         return len(data)
 
-    def recv(self, size: int) -> bytes:
+    def _answer(self) -> bytes:
         if self.timeout is not None:  # the wait for the notification
             if self.notify and self.sent:  # nothing comes before the request went out
                 item = self.notify.pop(0)
@@ -112,6 +113,17 @@ class OverrunSocket:
         if self.link_left:
             return message(rtnl.RTM_NEWLINK, seq, rtnl.ifinfomsg(index=7))
         return message(rtnl.NLMSG_ERROR, seq, struct.pack("=i", -errno.ENODEV) + bytes(16))
+
+    def recv_into(self, buffer: bytearray, size: int, flags: int) -> int:
+        assert flags == socket.MSG_PEEK | socket.MSG_TRUNC  # the client peeks at the size
+        if self.pending is None:
+            self.pending = self._answer()
+        return len(self.pending)
+
+    def recv(self, size: int) -> bytes:
+        assert self.pending is not None and size == len(self.pending)
+        data, self.pending = self.pending, None
+        return data
 
     def close(self) -> None:
         pass
