@@ -9,6 +9,7 @@ its networks"; SPECS.md NPWG runtime rules; LESSONS #1, #2, #13, #16).
 
 from __future__ import annotations
 
+import _thread  # not `threading`: see `in_background`
 import os
 import time
 
@@ -96,6 +97,34 @@ class _Rollback:
         raise CniError(Code.OTHER, "ADD failed", f"{type(exc).__name__}: {exc}") from None
 
 
+def in_background(job: Callable[[], None]) -> Callable[[], BaseException | None]:
+    """Start `job` in a thread; the call returned waits for it and gives its
+    failure, if any. Run in place when no thread can be started. `_thread`:
+    on the binary's hot path `threading` is one more module to load."""
+    done = _thread.allocate_lock()
+    done.acquire()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            job()
+        except BaseException as exc:  # handed to whoever waits
+            failure.append(exc)
+        finally:
+            done.release()
+
+    try:
+        _thread.start_new_thread(run, ())
+    except RuntimeError:  # can't start new thread
+        run()
+
+    def wait() -> BaseException | None:
+        with done:
+            return failure[0] if failure else None
+
+    return wait
+
+
 class StandaloneExecutor:
     """Exec a delegate's binary when CNI_PATH has one, else run it natively.
 
@@ -137,6 +166,10 @@ class Environment:
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
     status_retries: int = 3
+    # ADD caches its results while it writes network-status (`in_background`).
+    in_background: Callable[[Callable[[], None]], Callable[[], BaseException | None]] = (
+        in_background
+    )
     # Events are best effort: the `jaring` binary posts them after it has
     # answered the runtime (see `MetaPlugin.run_deferred`), off the hot path.
     defer_events: bool = False
@@ -272,26 +305,35 @@ class MetaPlugin:
                 entry = entry.with_attachment(replace(attachment, result=result.to_json()))
                 track(entry)
                 results.append(result)
-            # The results make CHECK and DEL's prevResult exact; losing this
-            # write in a crash only costs DEL its prevResult, so no fsync.
-            cache.save(entry, durable=False)
-            results = self._apply_default_route(req, steps, results)
-            status_text = netstatus.status_annotation(
-                netstatus.build_status(
-                    [
-                        netstatus.status_entry(
-                            network=step.network,
-                            result=result,
-                            default=step.default,
-                            default_route=step.default_route,
-                            device_info=_device_info(step.device_info_file),
-                        )
-                        for step, result in zip(steps, results, strict=True)
-                    ]
+            # The results make CHECK and DEL's prevResult exact; losing them only
+            # costs DEL its prevResult (the plan above is on disk), so no fsync,
+            # and they are written while the status is: the disk and the API
+            # server are not waited for in turn.
+            final = entry
+            results_saved = self.env.in_background(lambda: cache.save(final, durable=False))
+            try:
+                results = self._apply_default_route(req, steps, results)
+                status_text = netstatus.status_annotation(
+                    netstatus.build_status(
+                        [
+                            netstatus.status_entry(
+                                network=step.network,
+                                result=result,
+                                default=step.default,
+                                default_route=step.default_route,
+                                device_info=_device_info(step.device_info_file),
+                            )
+                            for step, result in zip(steps, results, strict=True)
+                        ]
+                    )
                 )
-            )
-            if source is not None and pod_id is not None:
-                self._write_status(cfg, source, pod_id, status_text)
+                if source is not None and pod_id is not None:
+                    self._write_status(cfg, source, pod_id, status_text)
+            finally:
+                # Before any rollback removes the cache: nothing may land after it.
+                unsaved = results_saved()
+            if unsaved is not None:
+                log.warning("results not cached, DEL will run without them: %s", unsaved)
         if source is not None and pod_id is not None and cfg.events:
             for step, result in zip(steps, results, strict=True):
                 addresses = ", ".join(ip.address for ip in result.ips)

@@ -4,6 +4,9 @@ cache, status, DEL from the cache alone (SPECS.md NPWG runtime rules)."""
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +14,7 @@ import pytest
 from jaring.cni.errors import CniError, Code
 from jaring.cni.invoke import PluginNotFoundError
 from jaring.cni.plugin import Request
-from jaring.metaplugin.meta import Environment, MetaPlugin
+from jaring.metaplugin.meta import Environment, MetaPlugin, in_background
 
 from .metafakes import FakeExecutor, FakeSource, bridge_conf
 
@@ -456,3 +459,63 @@ def test_a_failed_del_whose_interface_is_still_there_keeps_failing(h: Harness) -
     with pytest.raises(CniError, match="net-b"):
         h.plugin.delete(h.req("DEL"))
     assert h.cache_files() == ["c1.json"]
+
+
+def test_background_job_is_waited_for_and_its_failure_handed_over() -> None:
+    ran: list[str] = []
+    assert in_background(lambda: ran.append("job"))() is None
+    assert ran == ["job"]
+
+    def failing() -> None:
+        raise OSError(28, "No space left on device")
+
+    failure = in_background(failing)()
+    assert isinstance(failure, OSError) and failure.errno == 28
+
+
+def test_results_cached_beside_the_status_write_land_before_a_rollback_removes_the_cache(
+    h: Harness,
+) -> None:
+    # The results are saved while the status is written; a save that finishes
+    # late must still finish before the rollback, or it would leave a cache
+    # entry for networks that are gone.
+    finished = threading.Event()
+
+    def late(job: Callable[[], None]) -> Callable[[], BaseException | None]:
+        def slow() -> None:
+            time.sleep(0.05)  # the status write fails long before this is done
+            job()
+            finished.set()
+
+        return in_background(slow)
+
+    h.plugin.env.in_background = late
+    h.source.pod("default", "p1", networks="net-a")
+    h.source.status_failures = 99
+    with pytest.raises(CniError, match="network-status"):
+        h.plugin.add(h.req("ADD"))
+    assert finished.is_set()
+    assert h.executor.links == {}
+    assert h.cache_files() == []
+
+
+def test_a_results_save_that_fails_leaves_the_add_standing_and_del_cleans_up(
+    h: Harness,
+) -> None:
+    def disk_full(job: Callable[[], None]) -> Callable[[], BaseException | None]:
+        def fail() -> None:
+            raise OSError(28, "No space left on device")
+
+        return in_background(fail)
+
+    h.plugin.env.in_background = disk_full
+    h.source.pod("default", "p1", networks="net-a")
+    h.plugin.add(h.req("ADD"))
+    assert len(h.executor.links) == 2
+    assert ("default", "p1") in h.source.statuses
+    doc = json.loads((h.cache_dir / "c1.json").read_text())
+    assert [a["ifname"] for a in doc["attachments"]] == ["eth0", "net1"]
+    assert not any(a.get("result") for a in doc["attachments"])  # the plan, without results
+    h.plugin.delete(h.req("DEL"))
+    assert h.executor.links == {}
+    assert h.cache_files() == []
