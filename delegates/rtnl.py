@@ -251,6 +251,9 @@ def _decode_linkinfo(payload: bytes) -> Msg:
     return Msg({}, attrs)
 
 
+_IFA_INDEX = struct.Struct("=I")  # ifaddrmsg.ifa_index, at offset 4
+
+
 def _decode_addr(body: bytes) -> Msg:
     family, prefixlen, flags, scope, index = struct.unpack_from("=BBBBI", body)
     attrs: list[tuple[str, Any]] = []
@@ -503,10 +506,15 @@ class Rtnl:
     def addr(self, command: str, **kw: Any) -> list[Msg]:
         if command == "dump":
             family = kw.get("family", AF_UNSPEC)
-            body = struct.pack("=BBBBI", family, 0, 0, 0, 0)
-            found = [_decode_addr(b) for b in self._request(RTM_GETADDR, F_DUMP, body)]
             index = kw.get("index")
-            return [m for m in found if index is None or m["index"] == index]
+            body = struct.pack("=BBBBI", family, 0, 0, 0, 0)
+            # Every address of the netns comes back (a node's every pod veth has
+            # its link-local one): the header's ifa_index picks before decoding.
+            return [
+                _decode_addr(b)
+                for b in self._request(RTM_GETADDR, F_DUMP, body)
+                if index is None or _IFA_INDEX.unpack_from(b, 4)[0] == index
+            ]
         family, packed = _ip(kw["address"])
         body = struct.pack("=BBBBI", family, kw["prefixlen"], 0, 0, kw["index"])
         body += attr(IFA["IFA_LOCAL"], packed) + attr(IFA["IFA_ADDRESS"], packed)

@@ -79,6 +79,70 @@ def test_dump_returns_every_link_and_address_family_filter_holds() -> None:
     assert all(m["family"] == socket.AF_INET for m in v4)
 
 
+def test_address_dump_for_one_link_from_the_kernel_holds_only_its_addresses() -> None:
+    with rtnl.Rtnl() as ipr:
+        (lo,) = ipr.link("get", ifname="lo")
+        every = ipr.addr("dump")
+        mine = ipr.addr("dump", index=lo["index"])
+    assert {m["index"] for m in mine} == {lo["index"]}
+    assert [m.get_attr("IFA_ADDRESS") for m in mine] == [
+        m.get_attr("IFA_ADDRESS") for m in every if m["index"] == lo["index"]
+    ]
+
+
+class DumpSocket:
+    """Answers every request with one multi-part datagram of `bodies` (RTM_NEWADDR)
+    and NLMSG_DONE."""
+
+    def __init__(self, bodies: list[bytes]) -> None:
+        self.bodies = bodies
+        self.pending = b""
+
+    def send(self, data: bytes) -> int:
+        seq = struct.unpack_from("=IHHII", data)[3]
+        parts = [multi(rtnl.RTM_NEWADDR, seq, body) for body in self.bodies]
+        self.pending = b"".join(parts) + multi(rtnl.NLMSG_DONE, seq, struct.pack("=i", 0))
+        return len(data)
+
+    def recv_into(self, buffer: bytearray, size: int, flags: int) -> int:
+        return len(self.pending)
+
+    def recv(self, size: int) -> bytes:
+        data, self.pending = self.pending, b""
+        return data
+
+    def close(self) -> None:
+        pass
+
+
+def multi(kind: int, seq: int, body: bytes) -> bytes:
+    padded = body + bytes(-len(body) % 4)
+    return struct.pack("=IHHII", 16 + len(body), kind, 0x2, seq, 0) + padded
+
+
+def ifaddr(index: int, address: bytes) -> bytes:
+    return struct.pack("=BBBBI", socket.AF_INET, 24, 0, 0, index) + rtnl.attr(
+        rtnl.IFA["IFA_ADDRESS"], address
+    )
+
+
+def test_address_dump_for_one_link_decodes_no_other_links_entries() -> None:
+    """A node's dump holds every pod veth's address; only the asked link's are
+    decoded (an entry of link 7 that cannot be decoded shows it is skipped)."""
+    ipr = rtnl.Rtnl()
+    ipr.sock.close()
+    ipr.sock = DumpSocket(  # type: ignore[assignment]  # a fake socket
+        [ifaddr(3, bytes([10, 0, 0, 1])), ifaddr(7, b"\x01"), ifaddr(3, bytes([10, 0, 1, 1]))]
+    )
+    found = ipr.addr("dump", index=3)
+    assert [(m["index"], m.get_attr("IFA_ADDRESS")) for m in found] == [
+        (3, "10.0.0.1"),
+        (3, "10.0.1.1"),
+    ]
+    with pytest.raises(ValueError):  # what decoding link 7's entry would have done
+        ipr.addr("dump")
+
+
 class OverrunSocket:
     """A netlink socket whose link-group wait never sees the deletion (a burst of
     notifications overran it): `notify` says what the wait reads instead."""
