@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -145,12 +147,33 @@ def test_daemon_dying_under_a_repeatable_verb_means_standalone(
         (b'{"daemonSocket":""}', ""),
         (b'{"daemonSocket":null}', forward.DEFAULT_SOCKET),
         (b'{"daemonSocket":7}', ""),
-        (b"not json", ""),
-        (b"[]", ""),
+        (b'{"daemon\\u0053ocket":"/tmp/escaped.sock"}', "/tmp/escaped.sock"),
+        ('{"daemonSocket":"/tmp/wide.sock"}'.encode("utf-16"), "/tmp/wide.sock"),
+        (b'{"plugins":[{"daemonSocket":"/tmp/inner.sock"}]}', forward.DEFAULT_SOCKET),
+        (b"not json, daemonSocket", ""),
+        (b'["daemonSocket"]', ""),
+        # Naming no socket, the default: the daemon answers the decode error
+        # exactly as standalone would.
+        (b"not json", forward.DEFAULT_SOCKET),
+        (b"[]", forward.DEFAULT_SOCKET),
     ],
 )
 def test_socket_from_config(stdin: bytes, expected: str) -> None:
     assert forward.socket_for(stdin) == expected
+
+
+def test_a_config_naming_no_socket_is_forwarded_without_a_json_parser() -> None:
+    probe = (
+        "import sys\n"
+        "from jaring.metaplugin import forward\n"
+        'assert forward.socket_for(b\'{"cniVersion":"1.0.0","name":"k8s"}\')'
+        " == forward.DEFAULT_SOCKET\n"
+        "print(sorted(m for m in sys.modules if 'json' in m))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
 
 
 def test_default_socket_matches_the_config_default() -> None:
