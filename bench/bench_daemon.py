@@ -13,6 +13,7 @@ daemon's memory with 1,000 NADs and 200 pods on its node. Root; cleans up.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -38,6 +39,7 @@ from userinstall import UserInstall, dev_install, user_install
 CNI_PATH = os.environ.get("JARING_BENCH_CNI_PATH", "/usr/lib/cni")
 NODE = "bench-node"
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
+DEFAULT_SOCKET = Path("/run/jaring/jaring.sock")  # where a node's config leaves it implicit
 VARIANTS = ("direct", "standalone", "daemon")
 LABELS = {
     "direct": "(a) Go plugins direct",
@@ -113,13 +115,12 @@ class Bench:
         self.socket = self.tmp / "run" / "jaring.sock"
 
     def meta(self, daemon: bool) -> dict[str, Any]:
-        return {
+        conf: dict[str, Any] = {
             "cniVersion": "1.0.0",
             "name": "jaring",
             "type": "jaring",
             "kubeconfig": str(self.kubeconfig),
             "cniDir": str(self.tmp / "cache"),
-            "daemonSocket": str(self.socket) if daemon else "",
             # kmock answers slower with every object version it stores (each
             # status PATCH and Event adds one; its request record is kept lean
             # by kapi): timed runs post no Events and each gets a fresh kmock.
@@ -127,6 +128,11 @@ class Bench:
             "events": self.events,
             "delegates": [self.cluster],
         }
+        if not daemon:
+            conf["daemonSocket"] = ""  # (b): never forward
+        elif self.socket != DEFAULT_SOCKET:
+            conf["daemonSocket"] = str(self.socket)
+        return conf
 
     # the host side
     def setup(self, pods: int) -> None:
@@ -238,6 +244,26 @@ class Bench:
                 self.daemon.wait(5)
         self.daemon = None
         self.http = ""
+
+
+def claim_default_socket() -> bool | None:
+    """Whether the default socket's folder had to be made (the caller removes it),
+    or None when something is at the default socket already (then the bench's own
+    path is used, and the config names it). At the default, (c) runs the config a
+    node has: it names no `daemonSocket`, so the binary reads no JSON to find it."""
+    if DEFAULT_SOCKET.exists() or DEFAULT_SOCKET.is_symlink():
+        return None
+    made = not DEFAULT_SOCKET.parent.exists()
+    DEFAULT_SOCKET.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return made
+
+
+def release_default_socket(made_dir: bool) -> None:
+    if DEFAULT_SOCKET.is_socket():
+        DEFAULT_SOCKET.unlink()
+    if made_dir:
+        with contextlib.suppress(OSError):
+            DEFAULT_SOCKET.parent.rmdir()
 
 
 def create_pod(
@@ -411,6 +437,9 @@ def main() -> int:
         installed = None if opts.dev_venv else user_install(tmp)
         bench = Bench(tmp, None, tag, installed or dev_install())
         inside: dict[str, list[float]] = {"ADD": [], "DEL": []}
+        claimed = claim_default_socket()
+        if claimed is not None:
+            bench.socket = DEFAULT_SOCKET
         try:
             bench.setup(pods)
             for variant in VARIANTS:
@@ -438,6 +467,9 @@ def main() -> int:
                 bench.stop_daemon()
         finally:
             bench.cleanup()
+            if claimed is not None:
+                release_default_socket(claimed)
+        extra.append(f"daemon socket: {bench.socket}")
         extra += memory_at_scale(tmp / "scale", bench.installed, opts.nads, opts.node_pods)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
