@@ -90,13 +90,36 @@ def test_address_dump_for_one_link_from_the_kernel_holds_only_its_addresses() ->
     ]
 
 
+def test_the_kernel_filters_an_address_dump_by_link_where_it_can() -> None:
+    with rtnl.Rtnl() as ipr:
+        try:
+            ipr.sock.setsockopt(rtnl.SOL_NETLINK, rtnl.NETLINK_GET_STRICT_CHK, 0)
+        except OSError:
+            pytest.skip("a kernel before 4.20: no strict checking, the header filter serves")
+        (lo,) = ipr.link("get", ifname="lo")
+        others = {m["index"] for m in ipr.addr("dump")} - {lo["index"]}
+        sent = ipr._addresses_of(socket.AF_UNSPEC, lo["index"])
+    assert others, "needs an address on a link other than lo"
+    assert sent
+    assert {struct.unpack_from("=I", body, 4)[0] for body in sent} == {lo["index"]}
+
+
+def test_address_dump_of_a_link_that_is_gone_is_empty() -> None:
+    with rtnl.Rtnl() as ipr:
+        assert ipr.addr("dump", index=2**31 - 1) == []
+        assert ipr.link("get", ifname="lo")  # the socket is still usable afterwards
+
+
 class DumpSocket:
-    """Answers every request with one multi-part datagram of `bodies` (RTM_NEWADDR)
-    and NLMSG_DONE."""
+    """A kernel before 4.20, which has no strict checking and answers an address
+    dump with every address: one multi-part datagram of `bodies` and NLMSG_DONE."""
 
     def __init__(self, bodies: list[bytes]) -> None:
         self.bodies = bodies
         self.pending = b""
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        raise OSError(errno.ENOPROTOOPT, "Protocol not available")
 
     def send(self, data: bytes) -> int:
         seq = struct.unpack_from("=IHHII", data)[3]
@@ -127,8 +150,9 @@ def ifaddr(index: int, address: bytes) -> bytes:
 
 
 def test_address_dump_for_one_link_decodes_no_other_links_entries() -> None:
-    """A node's dump holds every pod veth's address; only the asked link's are
-    decoded (an entry of link 7 that cannot be decoded shows it is skipped)."""
+    """Where the kernel cannot filter, a node's dump holds every pod veth's address;
+    only the asked link's are decoded (an entry of link 7 that cannot be decoded
+    shows it is skipped)."""
     ipr = rtnl.Rtnl()
     ipr.sock.close()
     ipr.sock = DumpSocket(  # type: ignore[assignment]  # a fake socket
