@@ -55,21 +55,21 @@ LINKWATCH_DELAY = 1.1  # s: the kernel batches non-urgent link events once a sec
 
 
 def assert_same_once_settled(
-    ours: Side, ref: Side, ifname: str, what: str, *, retakes: int = 2
+    ours: Side, ref: Side, ifname: str, what: str, *, within: float = 2 * LINKWATCH_DELAY
 ) -> None:
-    """Snapshots equal; while they differ, taken again after linkwatch's delay.
+    """Snapshots equal; while they differ, polled until `within` after the first pair.
 
     Not only the pod link is caught mid-way: a bridge the ADD made turns
     UNKNOWN -> UP when its first port forwards, an event linkwatch applies
-    up to a second later. A snapshot takes seconds of VM time, so a
-    deadline would allow no retake: a count does.
+    up to a second later. The deadline starts after the first pair, which
+    takes seconds of VM time, so a difference is always looked at again.
     """
-    for attempt in range(retakes + 1):
+    mine, theirs = state(ours, ifname), state(ref, ifname)
+    deadline = time.monotonic() + within
+    while mine != theirs and time.monotonic() < deadline:
+        time.sleep(0.1)
         mine, theirs = state(ours, ifname), state(ref, ifname)
-        if mine == theirs or attempt == retakes:
-            assert_same(mine, theirs, what)
-            return
-        time.sleep(LINKWATCH_DELAY)
+    assert_same(mine, theirs, what)
 
 
 def state(side: Side, ifname: str) -> dict[str, Any]:
