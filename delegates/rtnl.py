@@ -366,6 +366,9 @@ class Rtnl:
                         raise NetlinkError(code)
                     return bodies
                 if mtype == NLMSG_DONE:
+                    # A dump the kernel gave up on says why here: never a short answer.
+                    if len(body_bytes) >= 4 and (code := -struct.unpack_from("=i", body_bytes)[0]):
+                        raise NetlinkError(code)
                     return bodies
                 bodies.append(body_bytes)
                 if not mflags & 0x2 and not flags & F_ACK:  # single reply, no ACK asked
@@ -537,8 +540,7 @@ class Rtnl:
     def _addresses_of(self, family: int, index: int) -> list[bytes]:
         """The address dump of one link, filtered by the kernel where it can
         (strict checking, asked for this request only: other requests are not
-        written for its rules). A link gone meanwhile has no addresses: the
-        kernel's ENODEV comes in the NLMSG_DONE, which ends the dump."""
+        written for its rules). A link gone meanwhile has no addresses."""
         body = struct.pack("=BBBBI", family, 0, 0, 0, index)
         try:
             self.sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
@@ -546,6 +548,10 @@ class Rtnl:
             return self._request(RTM_GETADDR, F_DUMP, body)
         try:
             return self._request(RTM_GETADDR, F_DUMP, body)
+        except NetlinkError as exc:
+            if exc.code == errno.ENODEV:
+                return []
+            raise
         finally:
             self.sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 0)
 

@@ -112,10 +112,12 @@ def test_address_dump_of_a_link_that_is_gone_is_empty() -> None:
 
 class DumpSocket:
     """A kernel before 4.20, which has no strict checking and answers an address
-    dump with every address: one multi-part datagram of `bodies` and NLMSG_DONE."""
+    dump with every address: one multi-part datagram of `bodies` and NLMSG_DONE
+    (carrying `errno` negated, as a dump the kernel gave up on does)."""
 
-    def __init__(self, bodies: list[bytes]) -> None:
+    def __init__(self, bodies: list[bytes], *, errno: int = 0) -> None:
         self.bodies = bodies
+        self.errno = errno
         self.pending = b""
 
     def setsockopt(self, level: int, option: int, value: int) -> None:
@@ -124,7 +126,8 @@ class DumpSocket:
     def send(self, data: bytes) -> int:
         seq = struct.unpack_from("=IHHII", data)[3]
         parts = [multi(rtnl.RTM_NEWADDR, seq, body) for body in self.bodies]
-        self.pending = b"".join(parts) + multi(rtnl.NLMSG_DONE, seq, struct.pack("=i", 0))
+        done = multi(rtnl.NLMSG_DONE, seq, struct.pack("=i", -self.errno))
+        self.pending = b"".join(parts) + done
         return len(data)
 
     def recv_into(self, buffer: bytearray, size: int, flags: int) -> int:
@@ -165,6 +168,16 @@ def test_address_dump_for_one_link_decodes_no_other_links_entries() -> None:
     ]
     with pytest.raises(ValueError):  # what decoding link 7's entry would have done
         ipr.addr("dump")
+
+
+def test_a_dump_the_kernel_gave_up_on_is_an_error_not_a_short_answer() -> None:
+    ipr = rtnl.Rtnl()
+    ipr.sock.close()
+    fake = DumpSocket([ifaddr(3, bytes([10, 0, 0, 1]))], errno=errno.EMSGSIZE)
+    ipr.sock = fake  # type: ignore[assignment]  # a fake socket
+    with pytest.raises(rtnl.NetlinkError) as caught:
+        ipr.addr("dump")
+    assert caught.value.code == errno.EMSGSIZE
 
 
 class OverrunSocket:
