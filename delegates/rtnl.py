@@ -509,14 +509,8 @@ class Rtnl:
     # addresses
     def addr(self, command: str, **kw: Any) -> list[Msg]:
         if command == "dump":
-            family = kw.get("family", AF_UNSPEC)
             index = kw.get("index")
-            if index is None:
-                bodies = self._request(
-                    RTM_GETADDR, F_DUMP, struct.pack("=BBBBI", family, 0, 0, 0, 0)
-                )
-            else:
-                bodies = self._addresses_of(family, index)
+            bodies = self._address_dump(kw.get("family", AF_UNSPEC), index)
             # Before 4.20 every address of the netns comes back (a node's every pod
             # veth has its link-local one): the header's ifa_index picks before decoding.
             return [
@@ -537,23 +531,27 @@ class Rtnl:
             raise ValueError(f"unsupported addr command {command!r}")
         return []
 
-    def _addresses_of(self, family: int, index: int) -> list[bytes]:
-        """The address dump of one link, filtered by the kernel where it can
-        (strict checking, asked for this request only: other requests are not
-        written for its rules). A link gone meanwhile has no addresses."""
-        body = struct.pack("=BBBBI", family, 0, 0, 0, index)
-        try:
-            self.sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
-        except OSError:  # an older kernel: it ignores ifa_index and sends them all
-            return self._request(RTM_GETADDR, F_DUMP, body)
+    def _address_dump(self, family: int, index: int | None) -> list[bytes]:
+        """The address dump, of one link when `index` is given: filtered by the
+        kernel where it can (strict checking, asked for this request only: other
+        requests are not written for its rules). A link gone meanwhile has none."""
+        body = struct.pack("=BBBBI", family, 0, 0, 0, index or 0)
+        strict = False
+        if index is not None:
+            try:
+                self.sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
+                strict = True
+            except OSError:  # an older kernel: it ignores ifa_index and sends them all
+                pass
         try:
             return self._request(RTM_GETADDR, F_DUMP, body)
         except NetlinkError as exc:
-            if exc.code == errno.ENODEV:
+            if index is not None and exc.code == errno.ENODEV:
                 return []
             raise
         finally:
-            self.sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 0)
+            if strict:
+                self.sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 0)
 
     # routes
     def route(self, command: str, **kw: Any) -> list[Msg]:

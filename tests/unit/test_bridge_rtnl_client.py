@@ -8,6 +8,7 @@ instead of waiting forever (a fake socket; the real deletion is tests/netns').
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 import struct
@@ -98,7 +99,7 @@ def test_the_kernel_filters_an_address_dump_by_link_where_it_can() -> None:
             pytest.skip("a kernel before 4.20: no strict checking, the header filter serves")
         (lo,) = ipr.link("get", ifname="lo")
         others = {m["index"] for m in ipr.addr("dump")} - {lo["index"]}
-        sent = ipr._addresses_of(socket.AF_UNSPEC, lo["index"])
+        sent = ipr._address_dump(socket.AF_UNSPEC, lo["index"])
     assert others, "needs an address on a link other than lo"
     assert sent
     assert {struct.unpack_from("=I", body, 4)[0] for body in sent} == {lo["index"]}
@@ -108,6 +109,9 @@ def test_address_dump_of_a_link_that_is_gone_is_empty() -> None:
     with rtnl.Rtnl() as ipr:
         assert ipr.addr("dump", index=2**31 - 1) == []
         assert ipr.link("get", ifname="lo")  # the socket is still usable afterwards
+        # strict checking was for that request only (on a kernel that has it)
+        with contextlib.suppress(OSError):
+            assert ipr.sock.getsockopt(rtnl.SOL_NETLINK, rtnl.NETLINK_GET_STRICT_CHK) == 0
 
 
 class DumpSocket:
@@ -125,8 +129,8 @@ class DumpSocket:
 
     def send(self, data: bytes) -> int:
         seq = struct.unpack_from("=IHHII", data)[3]
-        parts = [multi(rtnl.RTM_NEWADDR, seq, body) for body in self.bodies]
-        done = multi(rtnl.NLMSG_DONE, seq, struct.pack("=i", -self.errno))
+        parts = [message(rtnl.RTM_NEWADDR, seq, body, flags=NLM_F_MULTI) for body in self.bodies]
+        done = message(rtnl.NLMSG_DONE, seq, struct.pack("=i", -self.errno), flags=NLM_F_MULTI)
         self.pending = b"".join(parts) + done
         return len(data)
 
@@ -141,11 +145,6 @@ class DumpSocket:
         pass
 
 
-def multi(kind: int, seq: int, body: bytes) -> bytes:
-    padded = body + bytes(-len(body) % 4)
-    return struct.pack("=IHHII", 16 + len(body), kind, 0x2, seq, 0) + padded
-
-
 def ifaddr(index: int, address: bytes) -> bytes:
     return struct.pack("=BBBBI", socket.AF_INET, 24, 0, 0, index) + rtnl.attr(
         rtnl.IFA["IFA_ADDRESS"], address
@@ -156,10 +155,10 @@ def test_address_dump_for_one_link_decodes_no_other_links_entries() -> None:
     """Where the kernel cannot filter, a node's dump holds every pod veth's address;
     only the asked link's are decoded (an entry of link 7 that cannot be decoded
     shows it is skipped)."""
-    ipr = rtnl.Rtnl()
-    ipr.sock.close()
-    ipr.sock = DumpSocket(  # type: ignore[assignment]  # a fake socket
-        [ifaddr(3, bytes([10, 0, 0, 1])), ifaddr(7, b"\x01"), ifaddr(3, bytes([10, 0, 1, 1]))]
+    ipr = fake_client(
+        DumpSocket(
+            [ifaddr(3, bytes([10, 0, 0, 1])), ifaddr(7, b"\x01"), ifaddr(3, bytes([10, 0, 1, 1]))]
+        )
     )
     found = ipr.addr("dump", index=3)
     assert [(m["index"], m.get_attr("IFA_ADDRESS")) for m in found] == [
@@ -171,10 +170,7 @@ def test_address_dump_for_one_link_decodes_no_other_links_entries() -> None:
 
 
 def test_a_dump_the_kernel_gave_up_on_is_an_error_not_a_short_answer() -> None:
-    ipr = rtnl.Rtnl()
-    ipr.sock.close()
-    fake = DumpSocket([ifaddr(3, bytes([10, 0, 0, 1]))], errno=errno.EMSGSIZE)
-    ipr.sock = fake  # type: ignore[assignment]  # a fake socket
+    ipr = fake_client(DumpSocket([ifaddr(3, bytes([10, 0, 0, 1]))], errno=errno.EMSGSIZE))
     with pytest.raises(rtnl.NetlinkError) as caught:
         ipr.addr("dump")
     assert caught.value.code == errno.EMSGSIZE
@@ -230,16 +226,26 @@ class OverrunSocket:
         pass
 
 
-def message(kind: int, seq: int, body: bytes) -> bytes:
-    return struct.pack("=IHHII", 16 + len(body), kind, 0, seq, 0) + body
+NLM_F_MULTI = 0x2
+
+
+def message(kind: int, seq: int, body: bytes, *, flags: int = 0) -> bytes:
+    """One netlink message, padded to 4 bytes as the kernel sends it."""
+    padding = bytes(-len(body) % 4)
+    return struct.pack("=IHHII", 16 + len(body), kind, flags, seq, 0) + body + padding
+
+
+def fake_client(fake: object) -> rtnl.Rtnl:
+    """A client talking to `fake` instead of the kernel."""
+    ipr = rtnl.Rtnl()
+    ipr.sock.close()
+    ipr.sock = fake  # type: ignore[assignment]  # a fake socket
+    return ipr
 
 
 def overrun(notify: list[bytes | OSError], *, link_left: bool) -> tuple[rtnl.Rtnl, OverrunSocket]:
-    ipr = rtnl.Rtnl()
-    ipr.sock.close()
     fake = OverrunSocket(notify=notify, link_left=link_left)
-    ipr.sock = fake  # type: ignore[assignment]  # a fake socket
-    return ipr, fake
+    return fake_client(fake), fake
 
 
 def test_a_deletion_whose_ack_was_overrun_asks_the_kernel_and_succeeds_when_gone() -> None:
